@@ -1,0 +1,88 @@
+"""
+Stage 1, context: who, when and where a record comes from.
+
+Fills the provenance that no caller may set: a time-ordered unique ``event_id``
+(UUIDv7), a UTC ``timestamp`` with microseconds, the host, and configured
+``environment`` / ``app_version`` / ``service``. Plain functions, no logging.
+"""
+
+from __future__ import annotations
+
+import os
+import random
+import socket
+import threading
+import time
+
+__all__ = ["format_timestamp", "host_name", "new_event_id", "utc_now"]
+
+_ts_cache: tuple[int, str] = (-1, "")
+
+
+def format_timestamp(epoch_seconds: float) -> str:
+    """ISO-8601 UTC with exactly six fractional digits and ``Z``; cached per second."""
+    global _ts_cache  # noqa: PLW0603 - a one-entry cache, replaced atomically
+    sec = int(epoch_seconds)
+    micros = int((epoch_seconds - sec) * 1_000_000)
+    if micros > 999_999:
+        micros = 999_999
+    cached_sec, prefix = _ts_cache
+    if cached_sec != sec:
+        prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
+        _ts_cache = (sec, prefix)
+    return f"{prefix}.{micros:06d}Z"
+
+
+def utc_now() -> str:
+    """The current time in :func:`format_timestamp` form."""
+    return format_timestamp(time.time())
+
+
+_id_lock = threading.Lock()
+_id_state = [0, 0]  # last millisecond, counter within it
+_rng = random.Random()  # noqa: S311 - uniqueness, not secrecy; reseeded after fork
+
+
+def _reseed() -> None:
+    _rng.seed(os.urandom(16))
+
+
+_reseed()
+os.register_at_fork(after_in_child=_reseed)
+
+
+def new_event_id() -> str:
+    """
+    A UUIDv7 string: sortable by creation time, unique across threads and processes.
+
+    A 12-bit counter keeps ids from one process strictly increasing within a millisecond;
+    62 random bits keep processes apart.
+    """
+    ms = time.time_ns() // 1_000_000
+    with _id_lock:
+        last_ms, counter = _id_state
+        if ms <= last_ms:
+            ms = last_ms
+            counter += 1
+            if counter > 0xFFF:
+                ms += 1
+                counter = 0
+        else:
+            counter = _rng.getrandbits(8)
+        _id_state[0] = ms
+        _id_state[1] = counter
+        rand = _rng.getrandbits(62)
+    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    h = f"{value:032x}"
+    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+
+
+_host: str | None = None
+
+
+def host_name() -> str:
+    """This machine's host name, looked up once."""
+    global _host  # noqa: PLW0603 - looked up once per process
+    if _host is None:
+        _host = socket.gethostname() or "unknown"
+    return _host

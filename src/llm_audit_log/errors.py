@@ -1,0 +1,50 @@
+"""
+Exceptions raised by llm-audit-log: every one is an AuditLogError.
+
+A bad payload is data, not an exception: it becomes a signed ``audit.rejected``
+record. Exceptions mean "could not run" (bad configuration, missing key), or a
+payload problem when strict mode was asked for.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "AuditLogError",
+    "AuditLogWarning",
+    "AuditPayloadError",
+    "ConfigurationError",
+    "KeyringError",
+    "VerificationError",
+]
+
+
+class AuditLogError(Exception):
+    """Base class for every exception this library raises."""
+
+
+class ConfigurationError(AuditLogError, ValueError):
+    """A handler, filter or keyring was configured wrongly; the message names the option."""
+
+
+class KeyringError(ConfigurationError):
+    """Key material is missing, unreadable or malformed. Never carries key bytes."""
+
+
+class AuditPayloadError(AuditLogError, ValueError):
+    """
+    Strict mode only: a payload was rejected.
+
+    The message names fields and reasons, never values.
+    """
+
+    def __init__(self, message: str, problems: tuple[tuple[str, str], ...] = ()) -> None:
+        super().__init__(message)
+        self.problems = problems
+
+
+class VerificationError(AuditLogError):
+    """The verifier could not run at all (as opposed to finding damage)."""
+
+
+class AuditLogWarning(UserWarning):
+    """Warnings about this library's own operation (never about payload values)."""

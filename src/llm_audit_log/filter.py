@@ -1,0 +1,282 @@
+"""
+The logging.Filter that runs stages 1-3 (context, schema, pseudonymise) in a fixed order.
+
+It reads the audit payload (``extra={"audit": {...}}`` or flat extras carrying
+``event_type``), copies it into plain bounded JSON, replaces raw ``prompt`` /
+``response`` / ``query`` / ``content`` with keyed hashes, fills provenance, and validates
+it against the event's schema. The result is attached to the record for our formatter;
+the raw payload on the shared record is replaced by the processed one, so handlers that
+are not ours never see raw text either.
+
+A payload that fails becomes an ``audit.rejected`` body naming fields and reasons, never
+values; with ``strict=True`` the filter raises :class:`AuditPayloadError` instead.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Any, Final
+
+from llm_audit_log._payload import FOREIGN_ATTRS, LOGRECORD_ATTRS, Limits, normalise, safe_segment
+from llm_audit_log.context import format_timestamp, host_name, new_event_id
+from llm_audit_log.errors import AuditPayloadError, ConfigurationError
+from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
+from llm_audit_log.schema import EventSchemaRegistry, default_registry
+
+__all__ = ["PROVENANCE_FIELDS", "REJECTED_EVENT_TYPE", "AuditFilter", "AuditLogger",
+           "AuditState", "get_logger"]
+
+#: Attribute under which the processed result travels on the LogRecord.
+STATE_ATTR: Final = "_llm_audit"
+_COLLISIONS_ATTR: Final = "_llm_audit_collisions"
+REJECTED_EVENT_TYPE: Final = "audit.rejected"
+#: Fields only the pipeline fills; a payload that sets one is rejected.
+PROVENANCE_FIELDS: Final = frozenset({
+    "timestamp", "event_id", "environment", "app_version", "host", "service",
+    "logger", "level", "message", "exception", "stack_info", "problems",
+    "rejected_event_type",
+})
+_MISSING_POLICIES: Final = ("reject", "ignore")
+
+
+@dataclass(frozen=True)
+class AuditState:
+    """What the filter decided: the body to format, and whether the payload was accepted."""
+
+    body: dict[str, Any]
+    accepted: bool
+
+
+_DROP: Final = AuditState(body={}, accepted=False)
+
+
+class AuditFilter(logging.Filter):
+    """
+    Schema-check, pseudonymise and stamp audit records; never break the caller by default.
+
+    Args:
+        name: as for :class:`logging.Filter` (logger-name prefix).
+        keyring: key source (``env:VAR``, ``env-inline:VAR``, ``file:PATH``) for the
+            pseudonymisation key.
+        environment / app_version / service: provenance written into every record.
+        strict: raise :class:`AuditPayloadError` on a bad payload instead of writing an
+            ``audit.rejected`` record.
+        on_missing_payload: ``"reject"`` (default: a record with no audit payload becomes
+            a visible ``audit.rejected`` record) or ``"ignore"`` (our handlers skip it).
+        payload_attr: the ``extra`` key that holds a nested payload.
+        max_payload_bytes / max_depth / max_items: payload bounds.
+        event_types: custom event types, ``{"billing.charge": schema-or-path}``.
+    """
+
+    def __init__(
+        self,
+        name: str = "",
+        *,
+        keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
+        environment: str | None = None,
+        app_version: str | None = None,
+        service: str | None = None,
+        strict: bool = False,
+        on_missing_payload: str = "reject",
+        payload_attr: str = "audit",
+        max_payload_bytes: int = 65_536,
+        max_depth: int = 16,
+        max_items: int = 1_000,
+        event_types: Mapping[str, Any] | None = None,
+    ) -> None:
+        super().__init__(name)
+        if on_missing_payload not in _MISSING_POLICIES:
+            raise ConfigurationError(
+                f"on_missing_payload must be one of {_MISSING_POLICIES}, not {on_missing_payload!r}")
+        for option, value in (("max_payload_bytes", max_payload_bytes),
+                              ("max_depth", max_depth), ("max_items", max_items)):
+            if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
+                raise ConfigurationError(f"{option} must be a positive integer")
+        for option, text in (("environment", environment), ("app_version", app_version),
+                             ("service", service)):
+            if text is not None and (not isinstance(text, str) or len(text) > 64):
+                raise ConfigurationError(f"{option} must be a string of at most 64 characters")
+        self._keyring = load_keyring(keyring)
+        if event_types:
+            self._registry = EventSchemaRegistry()
+            # dictConfig hands nested dicts over as converting dicts: copy item by item.
+            for event_type in list(event_types):
+                self._registry.register(event_type, event_types[event_type])
+        else:
+            self._registry = default_registry()
+        self.strict = strict
+        self.on_missing_payload = on_missing_payload
+        self.payload_attr = payload_attr
+        self._limits = Limits(max_bytes=max_payload_bytes, max_depth=max_depth,
+                              max_items=max_items)
+        provenance = {"host": host_name()}
+        for key, text in (("environment", environment), ("app_version", app_version),
+                          ("service", service)):
+            if text is not None:
+                provenance[key] = text
+        self._provenance = provenance
+
+    def __repr__(self) -> str:
+        return (f"{type(self).__name__}(keyring_kid={self._keyring.pseudonym_kid!r}, "
+                f"strict={self.strict})")
+
+    # -- logging.Filter ---------------------------------------------------------------------
+    def filter(self, record: logging.LogRecord) -> bool:
+        """Process the record once (idempotent across several filters and handlers)."""
+        if self.name and not super().filter(record):
+            return False
+        state = record.__dict__.get(STATE_ATTR)
+        if state is None:
+            state = self.process(record)
+        return state is not _DROP
+
+    def process(self, record: logging.LogRecord) -> AuditState:
+        """Run the stages and attach the result to ``record``; raises only in strict mode."""
+        try:
+            state = self._process(record)
+        except AuditPayloadError:
+            raise
+        except Exception as exc:  # fail visible, never break the caller
+            state = AuditState(self.rejected_body(
+                record, [("", f"internal error while processing ({type(exc).__name__})")]),
+                accepted=False)
+        record.__dict__[STATE_ATTR] = state
+        return state
+
+    # -- stages -----------------------------------------------------------------------------
+    def _extract(self, record: logging.LogRecord) -> tuple[Any, bool]:
+        """Return (payload or None, nested?)."""
+        attrs = record.__dict__
+        nested = attrs.get(self.payload_attr)
+        if nested is not None:
+            return nested, True
+        if "event_type" not in attrs:
+            return None, False
+        flat = {k: v for k, v in attrs.items()
+                if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"}
+        return flat, False
+
+    def _process(self, record: logging.LogRecord) -> AuditState:
+        raw, nested = self._extract(record)
+        collisions = record.__dict__.get(_COLLISIONS_ATTR, ())
+        if raw is None and not collisions:
+            if self.on_missing_payload == "ignore":
+                return _DROP
+            return self._reject(record, [("", "no audit payload (extra={'audit': {...}} or "
+                                              "flat extras with event_type)")], None)
+        if raw is not None and not isinstance(raw, Mapping):
+            return self._reject(record, [("", "audit payload must be an object")], None)
+        payload, problems = normalise(raw or {}, self._limits)
+        problems.extend((f"/{name}", "collides with a LogRecord attribute")
+                        for name in collisions)
+        event_type = payload.get("event_type")
+        for key in [k for k in payload if k in PROVENANCE_FIELDS or k in LOGRECORD_ATTRS]:
+            problems.append((f"/{safe_segment(key)}",
+                             "reserved: filled by the audit pipeline"
+                             if key in PROVENANCE_FIELDS else
+                             "collides with a LogRecord attribute"))
+            del payload[key]
+        if isinstance(event_type, str) and self._registry.is_known(event_type):
+            for raw_name, hashed_name in self._registry.pseudonymised_fields(event_type).items():
+                if raw_name not in payload:
+                    continue
+                value = payload.pop(raw_name)
+                if hashed_name in payload:
+                    problems.append((f"/{raw_name}", f"given together with {hashed_name}"))
+                elif isinstance(value, str):
+                    payload[hashed_name] = self._keyring.pseudonymise(value)
+                else:
+                    problems.append((f"/{raw_name}", "expected string"))
+        if not problems:
+            problems.extend((p.field, p.reason) for p in self._registry.validate(payload))
+        if problems:
+            return self._reject(record, problems, event_type)
+        payload["timestamp"] = format_timestamp(record.created)
+        payload["event_id"] = new_event_id()
+        payload.update(self._provenance)
+        self._replace_on_record(record, payload, nested=nested)
+        return AuditState(payload, accepted=True)
+
+    def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any], *,
+                           nested: bool) -> None:
+        """Other handlers share this record: leave them the processed payload, not raw text."""
+        attrs = record.__dict__
+        if nested:
+            attrs[self.payload_attr] = payload
+            return
+        event_type = payload["event_type"]
+        for raw_name, hashed_name in self._registry.pseudonymised_fields(event_type).items():
+            if raw_name in attrs:
+                attrs[raw_name] = payload.get(hashed_name)
+
+    def _reject(self, record: logging.LogRecord, problems: list[tuple[str, str]],
+                event_type: object) -> AuditState:
+        if self.strict:
+            summary = "; ".join(f"{f or '/'}: {r}" for f, r in problems)
+            raise AuditPayloadError(f"audit payload rejected: {summary}", tuple(problems))
+        body = self.rejected_body(record, problems, event_type)
+        attrs = record.__dict__
+        if self.payload_attr in attrs:
+            attrs[self.payload_attr] = None
+        for key in [k for k in attrs
+                    if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"]:
+            if key != self.payload_attr:
+                attrs[key] = None
+        return AuditState(body, accepted=False)
+
+    def rejected_body(self, record: logging.LogRecord, problems: list[tuple[str, str]],
+                      event_type: object = None) -> dict[str, Any]:
+        """The content-free body of an ``audit.rejected`` record."""
+        shown = (event_type if isinstance(event_type, str)
+                 and self._registry.is_known(event_type) else None)
+        body: dict[str, Any] = {
+            "event_type": REJECTED_EVENT_TYPE,
+            "status": "failure",
+            "rejected_event_type": shown,
+            "problems": [{"field": f, "reason": r} for f, r in problems[:50]],
+            "timestamp": format_timestamp(record.created),
+            "event_id": new_event_id(),
+        }
+        body.update(self._provenance)
+        return body
+
+
+class AuditLogger(logging.Logger):
+    """
+    A Logger whose flat extras may reuse LogRecord attribute names without a KeyError.
+
+    The stdlib raises ``KeyError`` at the call site for ``extra={"name": ...}``; this class
+    drops the colliding keys and lets the audit filter turn them into a rejected record.
+    """
+
+    def makeRecord(  # noqa: PLR0917 - the stdlib signature
+        self, name: str, level: int, fn: str, lno: int, msg: object, args: Any,
+        exc_info: Any, func: str | None = None, extra: Mapping[str, object] | None = None,
+        sinfo: str | None = None,
+    ) -> logging.LogRecord:
+        """Build the record; colliding extras are set aside by name, never by value."""
+        clashes: list[str] = []
+        if extra:
+            clashes = [k for k in extra if k in LOGRECORD_ATTRS]
+            if clashes:
+                extra = {k: v for k, v in extra.items() if k not in LOGRECORD_ATTRS}
+        record = super().makeRecord(name, level, fn, lno, msg, args, exc_info, func, extra,
+                                    sinfo)
+        if clashes:
+            record.__dict__[_COLLISIONS_ATTR] = tuple(safe_segment(k) for k in clashes)
+        return record
+
+
+def get_logger(name: str = "audit") -> logging.Logger:
+    """
+    ``logging.getLogger(name)``, upgraded to :class:`AuditLogger`.
+
+    A plain Logger that already exists under ``name`` is upgraded in place (it has no
+    extra state); a logger of another custom class is returned unchanged.
+    """
+    logger = logging.getLogger(name)
+    if type(logger) is logging.Logger:
+        logger.__class__ = AuditLogger
+    return logger

@@ -1,0 +1,75 @@
+"""
+The python-json-logger subclass that turns a processed record into the canonical body.
+
+Canonical means sorted keys, compact separators, UTF-8 text and no NaN, so the same
+record always gives the same bytes. Provenance fields (``message``, ``logger``,
+``level``, ``exception``, ``stack_info`` and those the filter filled) are set last:
+``static_fields`` or extras can never override them.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from typing import Any
+
+from pythonjsonlogger.json import JsonFormatter
+
+from llm_audit_log.errors import AuditLogError
+from llm_audit_log.filter import STATE_ATTR
+
+__all__ = ["AuditFormatter"]
+
+
+class UnprocessedRecordError(AuditLogError, ValueError):
+    """The record never went through :class:`~llm_audit_log.AuditFilter`."""
+
+
+class AuditFormatter(JsonFormatter):
+    """
+    Emit the record's audit body as one canonical JSON object.
+
+    Accepts python-json-logger's options; ``static_fields`` are merged *under* the
+    audit body. Formatting is pure: sequence numbers and MACs belong to the handler.
+    """
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("json_ensure_ascii", False)
+        super().__init__(*args, **kwargs)
+        self.prefix = ""
+
+    def format(self, record: logging.LogRecord) -> str:
+        """Return the canonical JSON body for a record processed by the audit filter."""
+        state = record.__dict__.get(STATE_ATTR)
+        if state is None:
+            raise UnprocessedRecordError("record was not processed by the audit filter")
+        data: dict[str, Any] = dict(self.static_fields) if self.static_fields else {}
+        data.update(state.body)
+        data["message"] = record.getMessage()
+        data["logger"] = record.name
+        data["level"] = record.levelname
+        if record.exc_info:
+            if not record.exc_text:
+                record.exc_text = self.formatException(record.exc_info)
+        if record.exc_text:
+            data["exception"] = record.exc_text
+        if record.stack_info:
+            data["stack_info"] = self.formatStack(record.stack_info)
+        return self.jsonify_log_record(data)
+
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:  # type: ignore[override]
+        """Canonical JSON; falls back to ASCII escapes for text that is not valid UTF-8."""
+        try:
+            text = json.dumps(log_data, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=False, allow_nan=False, default=_refuse)
+            if not text.isascii():
+                text.encode("utf-8")
+        except UnicodeEncodeError:
+            text = json.dumps(log_data, sort_keys=True, separators=(",", ":"),
+                              ensure_ascii=True, allow_nan=False, default=_refuse)
+        return text
+
+
+def _refuse(value: object) -> Any:
+    # The filter normalised the body already; anything left here is a bug, not data.
+    raise TypeError(f"not JSON-serialisable ({type(value).__name__})")

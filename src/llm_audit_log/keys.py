@@ -1,0 +1,363 @@
+"""
+Keyrings: where signing and pseudonymisation keys come from, and the only place they live.
+
+Configs never hold keys; they name a *source*:
+
+* ``env:VAR`` (default ``env:LLM_AUDIT_KEYRING``) - the environment variable holds the
+  path of a keyring file written by ``llm-audit keygen``;
+* ``env-inline:VAR`` - the environment variable holds the keyring JSON itself (for
+  platforms that inject secrets as variables);
+* ``file:PATH`` or a plain path - an explicit keyring file.
+
+Key bytes are kept in private attributes, appear in no ``repr``, error or log line,
+and a :class:`Keyring` refuses to be pickled.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import datetime as _dt
+import hashlib
+import hmac
+import json
+import os
+import re
+import secrets
+import stat
+import threading
+import warnings
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, NoReturn
+
+from llm_audit_log.errors import AuditLogWarning, KeyringError
+
+__all__ = [
+    "DEFAULT_KEYRING_SOURCE",
+    "KEYRING_FORMAT",
+    "KeyInfo",
+    "Keyring",
+    "load_keyring",
+]
+
+DEFAULT_KEYRING_SOURCE = "env:LLM_AUDIT_KEYRING"
+KEYRING_FORMAT = "llm-audit-log/keyring"
+KEYRING_VERSION = 1
+#: The only MAC algorithm a version-1 line may name; anything else is a downgrade.
+MAC_ALG = "HS256"
+PSEUDONYM_ALG = "hmac-sha256"
+KEY_BYTES = 32
+_KID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
+_ROTATION_LABEL = b"llm-audit-log/key-rotation\x00"
+
+
+@dataclass(frozen=True)
+class KeyInfo:
+    """Public facts about one signing key: id, algorithm and validity window (no secret)."""
+
+    kid: str
+    alg: str
+    created: str | None
+    not_before: str | None
+    not_after: str | None
+
+    def valid_at(self, timestamp: str) -> bool:
+        """Whether a line sealed at ``timestamp`` (our ISO-8601 Z form) lies in the window."""
+        if self.not_before is not None and timestamp < self.not_before:
+            return False
+        return not (self.not_after is not None and timestamp > self.not_after)
+
+
+def _now_iso() -> str:
+    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def _new_kid(prefix: str) -> str:
+    return f"{prefix}{_dt.datetime.now(_dt.timezone.utc):%Y%m%d}-{secrets.token_hex(4)}"
+
+
+def _b64(raw: bytes) -> str:
+    return base64.urlsafe_b64encode(raw).decode("ascii")
+
+
+def _unb64(text: object, what: str) -> bytes:
+    if not isinstance(text, str):
+        raise KeyringError(f"keyring: {what} must be a base64 string")
+    try:
+        raw = base64.urlsafe_b64decode(text.encode("ascii"))
+    except (binascii.Error, ValueError, UnicodeEncodeError):
+        raise KeyringError(f"keyring: {what} is not valid base64") from None
+    if len(raw) != KEY_BYTES:
+        raise KeyringError(f"keyring: {what} must be {KEY_BYTES} bytes")
+    return raw
+
+
+def _optional_str(entry: Mapping[str, Any], name: str) -> str | None:
+    value = entry.get(name)
+    if value is None or isinstance(value, str):
+        return value
+    raise KeyringError(f"keyring: {name} must be a string or null")
+
+
+class Keyring:
+    """
+    Signing keys (by key id) and the pseudonymisation key.
+
+    One key id is *active* and signs new lines; the others still verify old ones.
+    """
+
+    __slots__ = ("_infos", "_macs", "_pseudonym", "_pseudonym_key", "_secrets", "active_kid",
+                 "pseudonym_kid", "source")
+
+    def __init__(
+        self,
+        *,
+        active_kid: str,
+        keys: Mapping[str, tuple[KeyInfo, bytes]],
+        pseudonym_kid: str,
+        pseudonym_key: bytes,
+        source: str = "<memory>",
+    ) -> None:
+        if active_kid not in keys:
+            raise KeyringError("keyring: the active key id has no key")
+        for kid, (info, secret) in keys.items():
+            if not _KID_RE.match(kid) or info.kid != kid:
+                raise KeyringError("keyring: key ids must match [A-Za-z0-9_-]{1,64}")
+            if info.alg != MAC_ALG:
+                raise KeyringError(f"keyring: key {kid} names unsupported algorithm")
+            if len(secret) != KEY_BYTES:
+                raise KeyringError(f"keyring: key {kid} must be {KEY_BYTES} bytes")
+        if not _KID_RE.match(pseudonym_kid):
+            raise KeyringError("keyring: pseudonym key id must match [A-Za-z0-9_-]{1,64}")
+        self.active_kid = active_kid
+        self.pseudonym_kid = pseudonym_kid
+        self.source = source
+        self._infos = {kid: info for kid, (info, _) in keys.items()}
+        self._secrets = {kid: secret for kid, (_, secret) in keys.items()}
+        # Pre-keyed HMAC objects: copying one is cheaper than keying a new one per line.
+        self._macs = {kid: hmac.new(secret, digestmod=hashlib.sha256)
+                      for kid, secret in self._secrets.items()}
+        self._pseudonym_key = pseudonym_key
+        self._pseudonym = hmac.new(pseudonym_key, digestmod=hashlib.sha256)
+
+    # -- never leak ---------------------------------------------------------------------
+    def __repr__(self) -> str:
+        return (f"Keyring(active_kid={self.active_kid!r}, kids={sorted(self._infos)!r}, "
+                f"source={self.source!r})")
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("a Keyring holds secrets and cannot be pickled")
+
+    # -- public facts ---------------------------------------------------------------------
+    @property
+    def kids(self) -> tuple[str, ...]:
+        """Every signing key id, sorted."""
+        return tuple(sorted(self._infos))
+
+    def info(self, kid: str) -> KeyInfo | None:
+        """Public facts about ``kid``, or None if this keyring does not hold it."""
+        return self._infos.get(kid)
+
+    # -- MACs -----------------------------------------------------------------------------
+    def mac_function(self, kid: str) -> Callable[[bytes], str]:
+        """Return ``f(data) -> hex HMAC-SHA256`` for ``kid`` (fast path for the sealer)."""
+        base = self._macs[kid]
+
+        def mac(data: bytes) -> str:
+            h = base.copy()
+            h.update(data)
+            return h.hexdigest()
+
+        return mac
+
+    def verify_mac(self, kid: str, data: bytes, mac_hex: str) -> bool:
+        """Constant-time check of a hex MAC; False for an unknown key id."""
+        base = self._macs.get(kid)
+        if base is None:
+            return False
+        h = base.copy()
+        h.update(data)
+        return hmac.compare_digest(h.hexdigest(), mac_hex)
+
+    def rotation_proof(self, new_kid: str, log_id: str, seq: int) -> str:
+        """MAC under the *new* key binding a rotation record to its log and position."""
+        base = self._macs[new_kid]
+        h = base.copy()
+        h.update(_ROTATION_LABEL + f"{log_id}\x00{seq}\x00{new_kid}".encode())
+        return h.hexdigest()
+
+    def verify_rotation_proof(self, new_kid: str, log_id: str, seq: int, proof: str) -> bool:
+        """Check a rotation record's proof in constant time."""
+        if new_kid not in self._macs:
+            return False
+        return hmac.compare_digest(self.rotation_proof(new_kid, log_id, seq), proof)
+
+    def pseudonymise(self, text: str) -> str:
+        """Keyed hash of raw text, naming algorithm and key id: ``hmac-sha256:<kid>:<hex>``."""
+        h = self._pseudonym.copy()
+        h.update(text.encode("utf-8", "surrogatepass"))
+        return f"{PSEUDONYM_ALG}:{self.pseudonym_kid}:{h.hexdigest()}"
+
+    # -- lifecycle ------------------------------------------------------------------------
+    @classmethod
+    def generate(cls) -> Keyring:
+        """A fresh keyring: one signing key and one pseudonymisation key."""
+        kid = _new_kid("k")
+        info = KeyInfo(kid=kid, alg=MAC_ALG, created=_now_iso(), not_before=None, not_after=None)
+        return cls(active_kid=kid, keys={kid: (info, secrets.token_bytes(KEY_BYTES))},
+                   pseudonym_kid=_new_kid("p"), pseudonym_key=secrets.token_bytes(KEY_BYTES))
+
+    def rotated(self, *, retire_old_after: str | None = None) -> Keyring:
+        """
+        A copy with a new active signing key; old keys still verify.
+
+        ``retire_old_after`` (ISO-8601 Z) closes the old active key's validity window.
+        """
+        kid = _new_kid("k")
+        keys = {k: (self._infos[k], self._secrets[k]) for k in self._infos}
+        if retire_old_after is not None:
+            old = self._infos[self.active_kid]
+            keys[old.kid] = (KeyInfo(old.kid, old.alg, old.created, old.not_before,
+                                     retire_old_after), self._secrets[old.kid])
+        keys[kid] = (KeyInfo(kid, MAC_ALG, _now_iso(), None, None),
+                     secrets.token_bytes(KEY_BYTES))
+        h_key = self._pseudonym_key_bytes()
+        return Keyring(active_kid=kid, keys=keys, pseudonym_kid=self.pseudonym_kid,
+                       pseudonym_key=h_key, source=self.source)
+
+    def _pseudonym_key_bytes(self) -> bytes:
+        return self._pseudonym_key
+
+    def unsafe_export_json(self) -> str:
+        """Serialise *with secrets*, for writing a keyring file. Never log the result."""
+        return json.dumps({
+            "format": KEYRING_FORMAT,
+            "version": KEYRING_VERSION,
+            "active_kid": self.active_kid,
+            "pseudonym": {"kid": self.pseudonym_kid, "key": _b64(self._pseudonym_key_bytes())},
+            "keys": [
+                {"kid": i.kid, "alg": i.alg, "key": _b64(self._secrets[i.kid]),
+                 "created": i.created, "not_before": i.not_before, "not_after": i.not_after}
+                for i in sorted(self._infos.values(), key=lambda i: i.kid)
+            ],
+        }, indent=2, sort_keys=True)
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the keyring file atomically with mode 0600."""
+        target = Path(path)
+        if target.exists() and not overwrite:
+            raise KeyringError(f"keyring: {target} exists (refusing to overwrite keys)")
+        target.parent.mkdir(parents=True, exist_ok=True)
+        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8") as fh:
+                fh.write(self.unsafe_export_json())
+                fh.flush()
+                os.fsync(fh.fileno())
+            os.replace(tmp, target)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+        return target
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str) -> Keyring:
+        """Parse a keyring document; errors name the problem, never key bytes."""
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
+            raise KeyringError(f"keyring {source}: not valid JSON") from None
+        if not isinstance(doc, dict) or doc.get("format") != KEYRING_FORMAT:
+            raise KeyringError(f"keyring {source}: not an llm-audit-log keyring")
+        if doc.get("version") != KEYRING_VERSION:
+            raise KeyringError(f"keyring {source}: unsupported keyring version")
+        entries = doc.get("keys")
+        pseudo = doc.get("pseudonym")
+        if not isinstance(entries, list) or not entries or not isinstance(pseudo, dict):
+            raise KeyringError(f"keyring {source}: needs 'keys' and 'pseudonym'")
+        keys: dict[str, tuple[KeyInfo, bytes]] = {}
+        for entry in entries:
+            if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
+                raise KeyringError(f"keyring {source}: every key needs a 'kid'")
+            kid = entry["kid"]
+            if kid in keys:
+                raise KeyringError(f"keyring {source}: duplicate key id {kid}")
+            info = KeyInfo(kid=kid, alg=str(entry.get("alg", "")),
+                           created=_optional_str(entry, "created"),
+                           not_before=_optional_str(entry, "not_before"),
+                           not_after=_optional_str(entry, "not_after"))
+            keys[kid] = (info, _unb64(entry.get("key"), f"key {kid}"))
+        active = doc.get("active_kid")
+        if not isinstance(active, str):
+            raise KeyringError(f"keyring {source}: 'active_kid' missing")
+        pkid = pseudo.get("kid")
+        if not isinstance(pkid, str):
+            raise KeyringError(f"keyring {source}: pseudonym key needs a 'kid'")
+        return cls(active_kid=active, keys=keys, pseudonym_kid=pkid,
+                   pseudonym_key=_unb64(pseudo.get("key"), "pseudonym key"), source=source)
+
+
+_CACHE: dict[tuple[str, int, int], Keyring] = {}
+_CACHE_LOCK = threading.Lock()
+
+
+def _read_keyring_file(path: Path, source: str) -> Keyring:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise KeyringError(f"keyring {source}: file {path} does not exist "
+                           "(create one with `llm-audit keygen --out PATH`)") from None
+    except OSError as exc:
+        raise KeyringError(f"keyring {source}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyringError(f"keyring {source}: {path} is not a regular file")
+    if st.st_mode & 0o077:
+        warnings.warn(f"keyring file {path} is readable by group or others; chmod 600 it",
+                      AuditLogWarning, stacklevel=3)
+    cache_key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    with _CACHE_LOCK:
+        cached = _CACHE.get(cache_key)
+    if cached is not None:
+        return cached
+    try:
+        text = path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError):
+        raise KeyringError(f"keyring {source}: cannot read {path}") from None
+    ring = Keyring.from_json(text, source=source)
+    with _CACHE_LOCK:
+        _CACHE[cache_key] = ring
+    return ring
+
+
+def load_keyring(source: str | os.PathLike[str] | Keyring = DEFAULT_KEYRING_SOURCE) -> Keyring:
+    """
+    Resolve a key source (``env:VAR``, ``env-inline:VAR``, ``file:PATH`` or a path).
+
+    Raises:
+        KeyringError: the source is missing or malformed; the message says how to fix it.
+    """
+    if isinstance(source, Keyring):
+        return source
+    spec = os.fspath(source)
+    if spec.startswith("env:"):
+        var = spec[4:]
+        value = os.environ.get(var)
+        if not value:
+            raise KeyringError(
+                f"keyring {spec}: environment variable {var} is not set; create a keyring "
+                f"with `llm-audit keygen --out PATH` and export {var}=PATH")
+        return _read_keyring_file(Path(value).expanduser(), spec)
+    if spec.startswith("env-inline:"):
+        var = spec[len("env-inline:"):]
+        value = os.environ.get(var)
+        if not value:
+            raise KeyringError(f"keyring {spec}: environment variable {var} is not set")
+        return Keyring.from_json(value, source=spec)
+    if spec.startswith("file:"):
+        spec = spec[5:]
+    if not spec:
+        raise KeyringError("keyring: empty key source")
+    return _read_keyring_file(Path(spec).expanduser(), f"file:{spec}")

@@ -1,0 +1,236 @@
+"""
+Stage 4, seal: the line format, chain fields and HMAC.
+
+Every line is one JSON object, written once and never rewritten::
+
+    {"alg":"HS256","body":{...},"kid":K,"log":L,"prev":P,"seq":N,"t":KIND,"ts":T,"v":1,"mac":M}
+
+Keys are sorted except ``mac``, which is always last: it is the HMAC-SHA256 (key ``kid``)
+of every byte before ``,"mac":"``. ``prev`` is the SHA-256 of the previous line's bytes
+(without its newline), so lines form one chain per log across all files; ``seq`` counts
+lines from 0. Verifiers check MACs over the raw bytes and never re-serialise.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Final
+
+__all__ = [
+    "FORMAT_VERSION",
+    "GENESIS_PREV",
+    "MAX_LINE_BYTES",
+    "Chain",
+    "LineKind",
+    "ParsedLine",
+    "parse_line",
+    "seal_line",
+]
+
+#: Written in every line as ``"v"``; verifiers refuse versions they do not know.
+FORMAT_VERSION: Final = 1
+MAC_ALG: Final = "HS256"
+#: ``prev`` of the very first line of a log.
+GENESIS_PREV: Final = "0" * 64
+#: Longest line a writer produces or a verifier reads (bounded memory either way).
+MAX_LINE_BYTES: Final = 1 << 20
+
+
+class LineKind:
+    """Values of the ``t`` field."""
+
+    HEADER: Final = "header"  # first line of every file
+    FOOTER: Final = "footer"  # last line of a file closed cleanly or rotated
+    EVENT: Final = "event"  # an audit record (accepted or audit.rejected)
+    RESUME: Final = "resume"  # after a crash: acknowledges the torn tail
+    PRUNE: Final = "prune"  # retention is about to delete the oldest files
+    KEY_ROTATION: Final = "key_rotation"  # the next line is signed by a new key
+    ALL: Final = frozenset({HEADER, FOOTER, EVENT, RESUME, PRUNE, KEY_ROTATION})
+
+
+_MAC_SUFFIX_RE: Final = re.compile(rb',"mac":"([0-9a-f]{64})"\}\Z')
+_HEX64_RE: Final = re.compile(r"[0-9a-f]{64}\Z")
+_ENVELOPE_KEYS: Final = frozenset({"alg", "body", "kid", "log", "prev", "seq", "t", "ts", "v",
+                                   "mac"})
+
+
+def seal_line(
+    *,
+    kind: str,
+    body: str,
+    log_id: str,
+    seq: int,
+    prev: str,
+    kid: str,
+    ts: str,
+    mac: Callable[[bytes], str],
+) -> tuple[bytes, str]:
+    """
+    Build one sealed line.
+
+    ``body`` must be canonical JSON of an object; ``log_id``, ``kid``, ``kind`` and ``ts``
+    are plain ASCII tokens checked by their producers, so no escaping is needed here.
+
+    Returns:
+        The line bytes *with* its trailing newline, and the hex SHA-256 that the next
+        line's ``prev`` must carry.
+    """
+    signed = (
+        f'{{"alg":"{MAC_ALG}","body":{body},"kid":"{kid}","log":"{log_id}","prev":"{prev}",'
+        f'"seq":{seq},"t":"{kind}","ts":"{ts}","v":{FORMAT_VERSION}'
+    ).encode()
+    line = b"%s,\"mac\":\"%s\"}" % (signed, mac(signed).encode("ascii"))
+    return line + b"\n", hashlib.sha256(line).hexdigest()
+
+
+class Chain:
+    """
+    Chain state of one log: the next sequence number, previous hash and signing key.
+
+    Not thread-safe on purpose: the handler's lock guards it. ``seal`` does not advance
+    the state; call :meth:`advance` only once the line is safely written, so a failed
+    write never leaves a hole in the chain.
+    """
+
+    __slots__ = ("_mac", "kid", "log_id", "next_seq", "prev_hash")
+
+    def __init__(self, *, log_id: str, next_seq: int, prev_hash: str, kid: str,
+                 mac: Callable[[bytes], str]) -> None:
+        self.log_id = log_id
+        self.next_seq = next_seq
+        self.prev_hash = prev_hash
+        self.kid = kid
+        self._mac = mac
+
+    def __repr__(self) -> str:
+        return f"Chain(log_id={self.log_id!r}, next_seq={self.next_seq}, kid={self.kid!r})"
+
+    def rekey(self, kid: str, mac: Callable[[bytes], str]) -> None:
+        """Sign from now on with ``kid`` (after a key-rotation line was written)."""
+        self.kid = kid
+        self._mac = mac
+
+    def seal(self, kind: str, body: str, ts: str) -> tuple[bytes, str]:
+        """Seal ``body`` as the next line; returns (line with newline, its hash)."""
+        return seal_line(kind=kind, body=body, log_id=self.log_id, seq=self.next_seq,
+                         prev=self.prev_hash, kid=self.kid, ts=ts, mac=self._mac)
+
+    def advance(self, line_hash: str) -> None:
+        """Record that the line just sealed was written."""
+        self.next_seq += 1
+        self.prev_hash = line_hash
+
+
+def dumps_canonical(obj: Any) -> str:
+    """Canonical JSON: sorted keys, compact, UTF-8 text, no NaN."""
+    return json.dumps(obj, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                      allow_nan=False)
+
+
+class MalformedLineError(ValueError):
+    """A line is not a well-formed version-1 line; ``reason`` is safe to show."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+class UnsupportedVersionError(MalformedLineError):
+    """The line names a format version this library cannot check."""
+
+
+@dataclass(frozen=True)
+class ParsedLine:
+    """A structurally valid line; its MAC has *not* been checked yet."""
+
+    signed: bytes
+    mac: str
+    alg: str
+    body: dict[str, Any]
+    kid: str
+    log_id: str
+    prev: str
+    seq: int
+    kind: str
+    ts: str
+    hash: str
+
+
+def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    result: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in result:
+            raise MalformedLineError("duplicate JSON key")
+        result[key] = value
+    return result
+
+
+def _reject_constant(_name: str) -> Any:
+    raise MalformedLineError("NaN or Infinity in JSON")
+
+
+def parse_line(raw: bytes) -> ParsedLine:
+    """
+    Parse one line (without its newline) strictly.
+
+    Duplicate keys, unknown envelope keys, wrong types, non-UTF-8 bytes and anything but
+    the exact ``,"mac":"<64 hex>"}`` ending are rejected.
+
+    Raises:
+        MalformedLineError: with a reason that never quotes the line.
+        UnsupportedVersionError: the line is well formed but names another version.
+    """
+    if len(raw) > MAX_LINE_BYTES:
+        raise MalformedLineError("line longer than the format allows")
+    match = _MAC_SUFFIX_RE.search(raw)
+    if match is None:
+        raise MalformedLineError("line does not end with a MAC field")
+    try:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError:
+        raise MalformedLineError("not valid UTF-8") from None
+    try:
+        doc = json.loads(text, object_pairs_hook=_reject_duplicates,
+                         parse_constant=_reject_constant)
+    except MalformedLineError:
+        raise
+    except RecursionError:
+        raise MalformedLineError("JSON nested too deeply") from None
+    except ValueError:
+        raise MalformedLineError("not valid JSON") from None
+    if not isinstance(doc, dict):
+        raise MalformedLineError("not a JSON object")
+    if set(doc) != _ENVELOPE_KEYS:
+        raise MalformedLineError("unexpected or missing envelope fields")
+    version = doc["v"]
+    if type(version) is not int:
+        raise MalformedLineError("format version is not an integer")
+    if version != FORMAT_VERSION:
+        raise UnsupportedVersionError("unknown format version")
+    seq = doc["seq"]
+    for name in ("alg", "kid", "log", "prev", "t", "ts"):
+        if not isinstance(doc[name], str):
+            raise MalformedLineError(f"field {name} is not a string")
+    if type(seq) is not int or seq < 0:
+        raise MalformedLineError("seq is not a non-negative integer")
+    if not isinstance(doc["body"], dict):
+        raise MalformedLineError("body is not an object")
+    if not _HEX64_RE.match(doc["prev"]):
+        raise MalformedLineError("prev is not a SHA-256 hex digest")
+    return ParsedLine(
+        signed=raw[: match.start()],
+        mac=match.group(1).decode("ascii"),
+        alg=doc["alg"],
+        body=doc["body"],
+        kid=doc["kid"],
+        log_id=doc["log"],
+        prev=doc["prev"],
+        seq=seq,
+        kind=doc["t"],
+        ts=doc["ts"],
+        hash=hashlib.sha256(raw).hexdigest(),
+    )

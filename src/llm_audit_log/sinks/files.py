@@ -1,0 +1,514 @@
+"""
+``AuditFileHandler``: sealed, chained JSON lines in rotating local files.
+
+Layout on disk (``filename="audit-logs/audit.jsonl"``)::
+
+    audit-logs/            0700
+      audit-000001.jsonl   0600  header, events..., footer
+      audit-000002.jsonl   0600  header (links to the footer above), events...
+
+Files are never renamed or rewritten: every file starts with a header linking it to
+the previous file's last line and ends, on rotation or clean close, with a footer.
+Order comes from headers, not names. After a crash the next start opens a new file
+whose header links to the last good line and whose ``resume`` line acknowledges the
+torn tail (offset, length, SHA-256). Retention deletes the oldest files only after a
+signed ``prune`` line says which ones.
+"""
+
+from __future__ import annotations
+
+import errno
+import fcntl
+import hashlib
+import logging
+import os
+import secrets
+import sys
+import time
+import weakref
+from collections.abc import Callable
+from typing import Any, Final
+
+from llm_audit_log.context import format_timestamp, host_name, utc_now
+from llm_audit_log.errors import AuditLogWarning, ConfigurationError
+from llm_audit_log.filter import STATE_ATTR, AuditFilter
+from llm_audit_log.formatter import AuditFormatter
+from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
+from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, ParsedLine, dumps_canonical
+from llm_audit_log.sinks._tail import read_header, read_tail
+
+__all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
+
+#: Named retention classes (days), from the regimes in compliance-and-schema.md.
+RETENTION_CLASSES: Final = {
+    "6_months": 183,  # EU AI Act Art. 19 minimum
+    "1_year": 366,  # PCI DSS 10.5.1
+    "6_years": 2192,  # HIPAA 164.316(b)(2)
+    "7_years": 2557,  # SOX practice
+}
+_WHEN_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
+# Room kept free in a file for the envelope of one line and for the footer.
+_ENVELOPE_RESERVE: Final = 320
+_FOOTER_RESERVE: Final = 512
+_LIBRARY: Final = "llm-audit-log/1"
+_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
+
+_live_handlers: weakref.WeakSet[AuditFileHandler] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._forget_after_fork()  # noqa: SLF001 - the module's own fork hook
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _retention_days(value: int | str | None) -> int | None:
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        raise ConfigurationError("retention must be days (int) or a class name")
+    if isinstance(value, int):
+        if value <= 0:
+            raise ConfigurationError("retention must be a positive number of days")
+        return value
+    if isinstance(value, str) and value in RETENTION_CLASSES:
+        return RETENTION_CLASSES[value]
+    raise ConfigurationError(
+        f"retention must be days or one of {sorted(RETENTION_CLASSES)}, not {value!r}")
+
+
+def _fsync_policy(value: str | int) -> int:
+    """0 = on rotation/close only, 1 = every line, N = every N lines."""
+    if value == "rotate":
+        return 0
+    if value == "always":
+        return 1
+    if isinstance(value, int) and not isinstance(value, bool) and value > 0:
+        return value
+    raise ConfigurationError("fsync must be 'always', 'rotate' or a positive integer N")
+
+
+class AuditFileHandler(logging.Handler):
+    """
+    Write audit records as sealed, chained lines to rotating files.
+
+    Args:
+        filename: base path; files are ``<stem>-<index:06d><suffix>`` beside it.
+        maxBytes: rotate before a file would exceed this size (0: no size rotation).
+        when / interval: time rotation as in :class:`~logging.handlers.TimedRotatingFileHandler`
+            (``S``, ``M``, ``H``, ``D``, ``midnight``); always UTC.
+        utc: must be true (kept for the stdlib spelling).
+        delay: open files on the first record instead of now.
+        keyring: key source for signing (``env:VAR``, ``env-inline:VAR``, ``file:PATH``).
+        retention: days, or ``6_months`` / ``1_year`` / ``6_years`` / ``7_years``.
+        fsync: ``"rotate"`` (on rotation and close), ``"always"``, or every N lines.
+    """
+
+    def __init__(
+        self,
+        filename: str | os.PathLike[str],
+        maxBytes: int = 0,
+        when: str | None = None,
+        interval: int = 1,
+        utc: bool = True,
+        delay: bool = False,
+        *,
+        keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
+        retention: int | str | None = None,
+        fsync: str | int = "rotate",
+        level: int | str = logging.NOTSET,
+    ) -> None:
+        super().__init__(level)
+        if not isinstance(maxBytes, int) or maxBytes < 0:
+            raise ConfigurationError("maxBytes must be a non-negative integer")
+        if maxBytes and maxBytes < 4096:
+            raise ConfigurationError("maxBytes must be 0 or at least 4096")
+        if not utc:
+            raise ConfigurationError("utc must be true: audit files rotate on UTC time")
+        self.when = when.upper() if when else None
+        if self.when is not None and self.when not in (*_WHEN_SECONDS, "MIDNIGHT"):
+            raise ConfigurationError("when must be one of S, M, H, D, midnight")
+        if not isinstance(interval, int) or interval <= 0:
+            raise ConfigurationError("interval must be a positive integer")
+        self.baseFilename = os.path.abspath(os.fspath(filename))
+        self.maxBytes = maxBytes
+        self.interval = interval
+        self.utc = True
+        self.delay = delay
+        self.retention_days = _retention_days(retention)
+        self._fsync_every = _fsync_policy(fsync)
+        self._keyring = load_keyring(keyring)
+        self._fallback = AuditFilter(keyring=self._keyring)
+        self.formatter = AuditFormatter()
+        self.namer: Callable[[str], str] | None = None
+        directory, base = os.path.split(self.baseFilename)
+        stem, suffix = os.path.splitext(base)
+        self._dir = directory
+        self._stem = stem
+        self._suffix = suffix or ".jsonl"
+        self._log_name = stem
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._chain: Chain | None = None
+        self._file_index = 0
+        self._path = ""
+        self._size = 0
+        self._lines = 0
+        self._unsynced = 0
+        self._lost = 0
+        self._rollover_at: float | None = None
+        self._header_seq = 0
+        self._header_prev = GENESIS_PREV
+        _live_handlers.add(self)
+        if not delay:
+            with self.lock:  # type: ignore[union-attr]
+                self._open()
+
+    def __repr__(self) -> str:
+        kid = self._chain.kid if self._chain else self._keyring.active_kid
+        return f"<{type(self).__name__} {self.baseFilename} kid={kid} ({logging.getLevelName(self.level)})>"
+
+    # -- stdlib surface -----------------------------------------------------------------------
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        """Only :class:`AuditFormatter` (or a subclass) produces bodies we can seal."""
+        if fmt is not None and not isinstance(fmt, AuditFormatter):
+            raise ConfigurationError(
+                "AuditFileHandler needs an AuditFormatter (or subclass) as its formatter")
+        super().setFormatter(fmt or AuditFormatter())
+
+    def rotation_filename(self, default_name: str) -> str:
+        """Honour ``namer`` as the stdlib rotating handlers do."""
+        return default_name if not callable(self.namer) else self.namer(default_name)
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Process (if no AuditFilter ran), format, seal and write one line."""
+        try:
+            if STATE_ATTR not in record.__dict__ and not self._fallback.filter(record):
+                return
+            try:
+                body = self.format(record)
+            except Exception as exc:
+                body = dumps_canonical(self._fallback.rejected_body(
+                    record, [("", f"formatting failed ({type(exc).__name__})")]))
+            if self._fd is None:
+                self._open()
+            if self._should_roll(len(body)):
+                self.doRollover()
+            self._write(LineKind.EVENT, body)
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def shouldRollover(self, record: logging.LogRecord) -> bool:
+        """Whether writing ``record`` now would rotate first (stdlib spelling)."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                size = len(self.format(record))
+            except Exception:
+                size = 0
+            return self._should_roll(size)
+
+    def doRollover(self) -> None:
+        """Close the current file with a footer and continue in a new one."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._fd is None:
+                self._open()
+                return
+            old = self._file_index
+            self._write_footer("rotate", old + 1)
+            self._close_fd(sync=True)
+            self._new_file(old + 1, "rotate", old)
+            self._apply_retention()
+
+    def flush(self) -> None:
+        """Lines are written unbuffered; flush makes them durable (fsync)."""
+        with self.lock:  # type: ignore[union-attr]
+            if self._fd is not None:
+                os.fsync(self._fd)
+                self._unsynced = 0
+
+    def close(self) -> None:
+        """Write the closing footer, fsync and release; safe to call twice."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                if self._fd is not None:
+                    try:
+                        self._write_footer("close", None)
+                    finally:
+                        self._close_fd(sync=True)
+                if self._lock_fd is not None:
+                    os.close(self._lock_fd)
+                    self._lock_fd = None
+            finally:
+                super().close()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Report a failure on stderr without the record's message, args or payload."""
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        exc = sys.exc_info()[1]
+        detail = type(exc).__name__ if exc else "unknown error"
+        if isinstance(exc, OSError) and exc.strerror:
+            detail += f" ({exc.strerror})"
+        try:
+            sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.baseFilename}) "
+                             f"could not write a record from logger {record.name!r}: {detail}\n")
+        except Exception:  # stderr itself is gone
+            pass
+
+    # -- writing ----------------------------------------------------------------------------
+    def _write(self, kind: str, body: str) -> None:
+        chain = self._chain
+        fd = self._fd
+        assert chain is not None and fd is not None
+        line, line_hash = chain.seal(kind, body, utc_now())
+        try:
+            written = os.write(fd, line)
+            while written < len(line):  # only on errors such as a full disk
+                written += os.write(fd, line[written:])
+        except OSError:
+            self._lost += 1
+            self._abandon_file()
+            raise
+        chain.advance(line_hash)
+        self._size += len(line)
+        self._lines += 1
+        if self._fsync_every:
+            self._unsynced += 1
+            if self._unsynced >= self._fsync_every:
+                os.fsync(fd)
+                self._unsynced = 0
+
+    def _write_body(self, kind: str, body: dict[str, Any]) -> None:
+        body.setdefault("timestamp", utc_now())
+        self._write(kind, dumps_canonical(body))
+
+    def _write_footer(self, reason: str, next_index: int | None) -> None:
+        self._write_body(LineKind.FOOTER, {
+            "file_index": self._file_index, "reason": reason, "next_file_index": next_index,
+            "lines": self._lines + 1})
+
+    def _should_roll(self, body_len: int) -> bool:
+        if self._lines <= 1:
+            return False
+        if self._rollover_at is not None and time.time() >= self._rollover_at:
+            return True
+        return bool(self.maxBytes) and (
+            self._size + body_len + _ENVELOPE_RESERVE + _FOOTER_RESERVE > self.maxBytes)
+
+    def _next_rollover(self, now: float) -> float | None:
+        if self.when is None:
+            return None
+        if self.when == "MIDNIGHT":
+            return float((int(now) // 86400 + self.interval) * 86400)
+        return now + _WHEN_SECONDS[self.when] * self.interval
+
+    # -- files -----------------------------------------------------------------------------
+    def _file_path(self, index: int) -> str:
+        default = os.path.join(self._dir, f"{self._log_name}-{index:06d}{self._suffix}")
+        return self.rotation_filename(default)
+
+    def _close_fd(self, *, sync: bool) -> None:
+        fd, self._fd = self._fd, None
+        if fd is None:
+            return
+        try:
+            if sync:
+                os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def _abandon_file(self) -> None:
+        """After a failed write: drop the file unsealed; the next record resumes cleanly."""
+        fd, self._fd = self._fd, None
+        self._chain = None
+        if fd is not None:
+            try:
+                os.close(fd)
+            except OSError:
+                pass
+
+    def _new_file(self, index: int, reason: str, prev_index: int | None) -> None:
+        path = self._file_path(index)
+        attempt = 0
+        while True:
+            try:
+                fd = os.open(path, _FLAGS, 0o600)
+                break
+            except FileExistsError:
+                attempt += 1  # a stray file holds the name; never overwrite it
+                path = self._file_path(index).replace(
+                    self._suffix, f".{secrets.token_hex(3)}{self._suffix}")
+                if attempt > 5:
+                    raise
+        self._fd = fd
+        self._path = path
+        self._file_index = index
+        self._size = 0
+        self._lines = 0
+        self._unsynced = 0
+        self._fsync_dir()
+        assert self._chain is not None
+        self._header_seq = self._chain.next_seq
+        self._header_prev = self._chain.prev_hash
+        self._write_body(LineKind.HEADER, {
+            "file_index": index, "name": self._log_name, "reason": reason,
+            "prev_file_index": prev_index, "host": host_name(), "pid": os.getpid(),
+            "library": _LIBRARY})
+        self._rollover_at = self._next_rollover(time.time())
+
+    def _fsync_dir(self) -> None:
+        try:
+            dfd = os.open(self._dir, os.O_RDONLY)
+        except OSError:
+            return
+        try:
+            os.fsync(dfd)
+        except OSError:
+            pass
+        finally:
+            os.close(dfd)
+
+    def _claim_name(self) -> None:
+        """One process per log name: a second writer gets a log of its own."""
+        if self._lock_fd is not None:
+            return
+        lock_path = os.path.join(self._dir, f".{self._stem}.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError as exc:
+            os.close(fd)
+            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
+                raise
+            self._log_name = f"{self._stem}.pid{os.getpid()}"
+            return
+        self._lock_fd = fd
+
+    def _our_files(self) -> list[tuple[ParsedLine, str]]:
+        found: list[tuple[ParsedLine, str]] = []
+        try:
+            entries = list(os.scandir(self._dir))
+        except FileNotFoundError:
+            return found
+        for entry in entries:
+            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
+                continue
+            header = read_header(entry.path, self._keyring)
+            if header is not None and header.body.get("name") == self._log_name:
+                found.append((header, entry.path))
+        return found
+
+    def _open(self) -> None:
+        """Start a log, or continue the one in the directory after a restart or crash."""
+        created = not os.path.isdir(self._dir)
+        os.makedirs(self._dir, mode=0o700, exist_ok=True)
+        if created:
+            os.chmod(self._dir, 0o700)
+        self._claim_name()
+        files = self._our_files()
+        keyring = self._keyring
+        active = keyring.active_kid
+        if files:
+            newest_log = max(files, key=lambda f: f[0].ts)[0].log_id
+            ours = [f for f in files if f[0].log_id == newest_log]
+            header, path = max(ours, key=lambda f: int(f[0].body.get("file_index", 0)))
+            index = int(header.body.get("file_index", 0))
+            tail = read_tail(path, keyring, newest_log)
+            last = tail.last
+            if last is not None and last.kid in keyring.kids:
+                self._chain = Chain(log_id=newest_log, next_seq=last.seq + 1,
+                                    prev_hash=last.hash, kid=last.kid,
+                                    mac=keyring.mac_function(last.kid))
+                clean = last.kind == LineKind.FOOTER
+                self._new_file(index + 1, "restart" if clean else "resume", index)
+                if not clean or self._lost:
+                    self._write_body(LineKind.RESUME, {
+                        "file_index": index, "last_seq": last.seq, "last_hash": last.hash,
+                        "torn_offset": tail.good_end, "torn_length": len(tail.torn),
+                        "torn_sha256": hashlib.sha256(tail.torn).hexdigest(),
+                        "lost_records": self._lost})
+                    self._lost = 0
+                if last.kid != active:
+                    self._rotate_key(active)
+                self._apply_retention()
+                return
+            import warnings  # noqa: PLC0415 - only on this rare path
+
+            warnings.warn(f"{self.baseFilename}: the existing log cannot be continued with "
+                          "this keyring; starting a new log beside it", AuditLogWarning,
+                          stacklevel=2)
+        self._chain = Chain(log_id=f"L{secrets.token_hex(10)}", next_seq=0,
+                            prev_hash=GENESIS_PREV, kid=active, mac=keyring.mac_function(active))
+        self._new_file(1, "genesis", None)
+
+    def _rotate_key(self, new_kid: str) -> None:
+        chain = self._chain
+        assert chain is not None
+        self._write_body(LineKind.KEY_ROTATION, {
+            "old_kid": chain.kid, "new_kid": new_kid,
+            "new_key_proof": self._keyring.rotation_proof(new_kid, chain.log_id,
+                                                          chain.next_seq)})
+        chain.rekey(new_kid, self._keyring.mac_function(new_kid))
+
+    def rotate_key(self, keyring: str | Keyring | None = None) -> None:
+        """Switch to the keyring's active key now; the switch is itself a signed line."""
+        with self.lock:  # type: ignore[union-attr]
+            if keyring is not None:
+                self._keyring = load_keyring(keyring)
+            if self._fd is None:
+                self._open()
+            chain = self._chain
+            assert chain is not None
+            if chain.kid != self._keyring.active_kid:
+                self._rotate_key(self._keyring.active_kid)
+
+    def _apply_retention(self) -> None:
+        """Delete whole files past retention, oldest first, after a signed prune line."""
+        if self.retention_days is None or self._chain is None or self._fd is None:
+            return
+        cutoff = format_timestamp(time.time() - self.retention_days * 86400)
+        files = sorted(
+            ((int(h.body.get("file_index", 0)), h, p) for h, p in self._our_files()
+             if h.log_id == self._chain.log_id and p != self._path),
+            key=lambda f: f[0])
+        pruned: list[dict[str, Any]] = []
+        paths: list[str] = []
+        for index, _header, path in files:
+            tail = read_tail(path, self._keyring, self._chain.log_id)
+            last = tail.last
+            if last is None or last.kind != LineKind.FOOTER or last.ts >= cutoff or tail.torn:
+                break
+            pruned.append({"file_index": index, "name": os.path.basename(path),
+                           "last_seq": last.seq, "last_hash": last.hash})
+            paths.append(path)
+        if not pruned:
+            return
+        kept = [f for f in files if f[0] > pruned[-1]["file_index"]]
+        first_kept = kept[0][1] if kept else None
+        self._write_body(LineKind.PRUNE, {
+            "retention_days": self.retention_days, "pruned": pruned,
+            "first_kept_file_index": (int(first_kept.body["file_index"]) if first_kept
+                                      else self._file_index),
+            "first_kept_seq": first_kept.seq if first_kept else self._header_seq,
+            "first_kept_prev": first_kept.prev if first_kept else self._header_prev})
+        os.fsync(self._fd)  # the prune line must be durable before anything is deleted
+        for path in paths:
+            os.unlink(path)
+        self._fsync_dir()
+
+    def _forget_after_fork(self) -> None:
+        """In a forked child: never continue the parent's chain; start a log of our own."""
+        if self._fd is not None:
+            try:
+                os.close(self._fd)
+            except OSError:
+                pass
+        self._fd = None
+        self._chain = None
+        self._lock_fd = None  # the parent holds the name lock
+        self._log_name = f"{self._stem}.pid{os.getpid()}"

@@ -1,0 +1,506 @@
+"""
+The verifier's walk: anchor every file, order each log's files by their chain position,
+then check every line's MAC, chain fields, file boundaries and the log's two ends.
+
+Every line carries its own MAC, sequence number and previous hash, so the walk
+re-synchronises after damage and keeps going; gaps are reported only at the end, once
+lines found later in the wrong place have had the chance to fill them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from llm_audit_log.keys import MAC_ALG, Keyring
+from llm_audit_log.seal import (
+    GENESIS_PREV,
+    LineKind,
+    MalformedLineError,
+    ParsedLine,
+    UnsupportedVersionError,
+    parse_line,
+)
+from llm_audit_log.verify._reader import RawLine, iter_lines
+from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Verdict
+
+__all__ = ["verify_files"]
+
+_ANCHOR_SEARCH = 64  # lines read per file, at most, to place it in its log
+_SEEN_WINDOW = 200_000  # recent (seq -> hash) kept to tell duplicates from forks
+REJECTED_EVENT_TYPE = "audit.rejected"
+
+Progress = Callable[[int], None]
+
+
+@dataclass
+class _FileInfo:
+    path: str
+    anchor: ParsedLine | None = None
+    size: int = 0
+
+
+@dataclass
+class _FileEnd:
+    """How a walked file ended: what the next file's header must be consistent with."""
+
+    path: str
+    index: int
+    footer: ParsedLine | None
+    last: ParsedLine | None
+    good_end: int
+    torn: bytes
+
+
+@dataclass
+class _Gap:
+    start: int
+    end: int
+    missing: int
+    file: str
+    line: int
+    offset: int
+
+
+@dataclass
+class _Classified:
+    line: ParsedLine | None
+    verified: bool
+
+
+class _LogWalk:
+    """Chain state of one log while its files are walked in order."""
+
+    def __init__(self, report: Report, keyring: Keyring, log_id: str) -> None:
+        self.report = report
+        self.keyring = keyring
+        self.log_id = log_id
+        self.summary = LogSummary(log_id=log_id)
+        self.next_seq: int | None = None
+        self.prev_hash = ""
+        self.kid: str | None = None
+        self.pending_kid: str | None = None
+        self.after_bad = 0
+        self.skip_gap = False
+        self.gaps: list[_Gap] = []
+        self.seen: OrderedDict[int, str] = OrderedDict()
+        self.last_ts = ""
+        self.first_header: ParsedLine | None = None
+        self.prev_file: _FileEnd | None = None
+        self.expect_resume: _FileEnd | None = None
+        self.prunes: list[ParsedLine] = []
+        self.since_footer = 0
+        self.anchors: dict[tuple[int, str], str] = {}
+
+    def find(self, verdict: Verdict, path: str | None, detail: str, raw: RawLine | None = None,
+             seq: int | None = None) -> None:
+        self.report.add(Finding(verdict, path, detail,
+                                raw.offset if raw else None, raw.number if raw else None, seq))
+
+    # -- one line ---------------------------------------------------------------------------
+    def classify(self, raw: RawLine, path: str) -> _Classified:
+        """Parse and MAC-check one line, reporting what is wrong with it."""
+        if raw.oversized:
+            self.find(Verdict.MALFORMED, path, "line longer than the format allows", raw)
+            return _Classified(None, verified=False)
+        try:
+            line = parse_line(raw.data)
+        except UnsupportedVersionError:
+            self.find(Verdict.CANNOT_VERIFY, path, "unknown format version", raw)
+            return _Classified(None, verified=False)
+        except MalformedLineError as exc:
+            self.find(Verdict.TAMPERED, path, f"malformed line: {exc.reason}", raw)
+            return _Classified(None, verified=False)
+        if line.alg != MAC_ALG:
+            self.find(Verdict.TAMPERED, path, "MAC algorithm is not the pinned HS256", raw,
+                      line.seq)
+            return _Classified(line, verified=False)
+        if self.keyring.info(line.kid) is None:
+            if self.kid is None or line.kid == self.kid:
+                self.find(Verdict.CANNOT_VERIFY, path, "signing key id not in the keyring", raw,
+                          line.seq)
+            else:
+                self.find(Verdict.TAMPERED, path, "key id changed to one the keyring lacks",
+                          raw, line.seq)
+            return _Classified(line, verified=False)
+        if not self.keyring.verify_mac(line.kid, line.signed, line.mac):
+            self.find(Verdict.TAMPERED, path, "MAC does not match: line altered", raw, line.seq)
+            return _Classified(line, verified=False)
+        return _Classified(line, verified=True)
+
+    def chain(self, line: ParsedLine, raw: RawLine, path: str) -> bool:
+        """Check key continuity and chain fields; returns whether the line was accepted."""
+        if line.log_id != self.log_id:
+            self.find(Verdict.FOREIGN, path, "line belongs to another log", raw, line.seq)
+            self.after_bad += 1
+            return False
+        if self.kid is None:
+            self.kid = line.kid
+        elif line.kid != self.kid:
+            if line.kid == self.pending_kid:
+                self.find(Verdict.KEY_ROTATED, path, "signing key rotated by a signed record",
+                          raw, line.seq)
+                self.kid = line.kid
+                self.pending_kid = None
+            else:
+                self.find(Verdict.TAMPERED, path,
+                          "signed with another key and no rotation record announced it",
+                          raw, line.seq)
+                self.after_bad += 1
+                return False
+        info = self.keyring.info(line.kid)
+        if info is not None and not info.valid_at(line.ts):
+            self.find(Verdict.KEY_INVALID, path, "signed with a key outside its validity window",
+                      raw, line.seq)
+        seq = line.seq
+        expected = self.next_seq
+        if expected is not None and seq < expected:
+            known = self.seen.get(seq)
+            if known is not None:
+                if known == line.hash:
+                    self.find(Verdict.DUPLICATE, path, "line repeated", raw, seq)
+                else:
+                    self.find(Verdict.FORK, path,
+                              "two different lines carry the same sequence number", raw, seq)
+                return False
+            for gap in self.gaps:
+                if gap.start <= seq <= gap.end and gap.missing > 0:
+                    gap.missing -= 1
+                    self.find(Verdict.REORDERED, path, "line appears out of its chain position",
+                              raw, seq)
+                    return False
+            self.find(Verdict.TAMPERED, path, "sequence number goes backwards", raw, seq)
+            return False
+        if expected is not None and seq > expected:
+            missing = seq - expected - self.after_bad
+            if missing > 0 and not self.skip_gap:
+                self.gaps.append(_Gap(expected, seq - 1, missing, path, raw.number, raw.offset))
+        elif expected is not None and line.prev != self.prev_hash and not self.after_bad:
+            self.find(Verdict.TAMPERED, path, "previous-line hash does not match: chain broken",
+                      raw, seq)
+        if line.ts < self.last_ts:
+            self.find(Verdict.CLOCK_STEP, path, "timestamp earlier than the previous line's",
+                      raw, seq)
+        self.last_ts = line.ts
+        self.next_seq = seq + 1
+        self.prev_hash = line.hash
+        self.after_bad = 0
+        self.skip_gap = False
+        self.seen[seq] = line.hash
+        if len(self.seen) > _SEEN_WINDOW:
+            self.seen.popitem(last=False)
+        summary = self.summary
+        summary.lines += 1
+        if summary.first_seq is None:
+            summary.first_seq = seq
+        summary.last_seq = seq
+        return True
+
+    # -- file boundaries ---------------------------------------------------------------------
+    def on_header(self, line: ParsedLine, raw: RawLine, path: str) -> None:
+        """Check that a file's header is consistent with how the previous file ended."""
+        body = line.body
+        index = body.get("file_index")
+        reason = body.get("reason")
+        if type(index) is not int:
+            self.find(Verdict.TAMPERED, path, "header has no file index", raw, line.seq)
+            return
+        previous = self.prev_file
+        if previous is None:
+            self.first_header = line
+            return
+        if index > previous.index + 1:
+            self.find(Verdict.FILE_MISSING, path,
+                      f"{index - previous.index - 1} file(s) missing before this one "
+                      f"(file index {previous.index + 1}..{index - 1})", raw, line.seq)
+            self.skip_gap = True
+            return
+        if index <= previous.index:
+            self.find(Verdict.TAMPERED, path, "file index does not follow the previous file",
+                      raw, line.seq)
+            return
+        footer = previous.footer
+        if reason == "resume":
+            if footer is not None:
+                self.find(Verdict.TAMPERED, path, "resume header after a cleanly closed file",
+                          raw, line.seq)
+            self.expect_resume = previous
+        elif reason in ("rotate", "restart"):
+            if footer is None:
+                self.find(Verdict.TRUNCATED, path, "the previous file ends without its footer: "
+                          "lines were cut from its end", raw, line.seq)
+            elif reason == "rotate" and footer.body.get("reason") != "rotate":
+                self.find(Verdict.TAMPERED, path, "rotation header after a close footer",
+                          raw, line.seq)
+        else:
+            self.find(Verdict.TAMPERED, path, "unexpected header reason in the middle of a log",
+                      raw, line.seq)
+
+    def on_resume(self, line: ParsedLine, raw: RawLine, path: str) -> None:
+        """A resume record must acknowledge exactly what the previous file left behind."""
+        previous, self.expect_resume = self.expect_resume, None
+        body = line.body
+        if previous is None:
+            self.find(Verdict.TAMPERED, path, "resume record where none was expected",
+                      raw, line.seq)
+            return
+        last = previous.last
+        expected = {
+            "file_index": previous.index,
+            "last_seq": last.seq if last else None,
+            "last_hash": last.hash if last else None,
+            "torn_offset": previous.good_end,
+            "torn_length": len(previous.torn),
+            "torn_sha256": hashlib.sha256(previous.torn).hexdigest(),
+        }
+        if any(body.get(k) != v for k, v in expected.items()):
+            self.find(Verdict.TAMPERED, path,
+                      "resume record does not match the tail the previous file really has",
+                      raw, line.seq)
+            return
+        torn = len(previous.torn)
+        self.find(Verdict.RESUMED, path,
+                  f"writer restarted after an unclean stop; {torn} torn byte(s) acknowledged",
+                  raw, line.seq)
+        lost = body.get("lost_records")
+        if type(lost) is int and lost > 0:
+            self.find(Verdict.TRUNCATED, path,
+                      f"the writer reports {lost} record(s) it could not write", raw, line.seq)
+
+    # -- one file ----------------------------------------------------------------------------
+    def walk_file(self, info: _FileInfo, progress: Progress | None) -> None:
+        """Walk every line of one file of this log."""
+        path = info.path
+        anchor = info.anchor
+        if anchor is not None:
+            key = (anchor.seq, anchor.hash)
+            if key in self.anchors:
+                self.find(Verdict.DUPLICATE, path,
+                          f"file is a copy of {self.anchors[key]}", None, anchor.seq)
+                return
+            self.anchors[key] = path
+        self.summary.files.append(path)
+        footer: ParsedLine | None = None
+        last: ParsedLine | None = None
+        good_end = 0
+        torn = b""
+        header_index: int | None = None
+        findings_before = len(self.report.findings)
+        physical = 0
+        for raw in iter_lines(path):
+            physical += 1
+            self.report.lines_checked += 1
+            if progress is not None and raw.number % 4096 == 0:
+                progress(raw.offset)
+            if not raw.terminated:
+                torn = raw.data
+                break
+            result = self.classify(raw, path)
+            line = result.line
+            if not result.verified or line is None:
+                self.after_bad += 1
+                if raw.number == 1:
+                    header_index = None
+                continue
+            self.report.lines_verified += 1
+            if footer is not None:
+                self.find(Verdict.TAMPERED, path, "line after the file's footer", raw, line.seq)
+            if raw.number == 1:
+                if line.kind == LineKind.HEADER:
+                    fi = line.body.get("file_index")
+                    header_index = fi if type(fi) is int else None
+                    self.on_header(line, raw, path)
+                else:
+                    self.find(Verdict.TAMPERED, path, "file does not start with a header",
+                              raw, line.seq)
+            elif line.kind == LineKind.HEADER:
+                self.find(Verdict.TAMPERED, path, "header inside a file (files joined?)",
+                          raw, line.seq)
+            elif self.expect_resume is not None and line.kind != LineKind.RESUME:
+                self.find(Verdict.TAMPERED, path, "resume header without its resume record",
+                          raw, line.seq)
+                self.expect_resume = None
+            accepted = self.chain(line, raw, path)
+            if not accepted:
+                continue
+            self.since_footer += 1
+            kind = line.kind
+            if kind == LineKind.FOOTER:
+                footer = line
+                self.since_footer = 0
+            elif kind == LineKind.RESUME:
+                self.on_resume(line, raw, path)
+            elif kind == LineKind.PRUNE:
+                self.prunes.append(line)
+            elif kind == LineKind.KEY_ROTATION:
+                self.on_rotation(line, raw, path)
+            elif kind == LineKind.EVENT:
+                self.summary.events += 1
+                if line.body.get("event_type") == REJECTED_EVENT_TYPE:
+                    self.summary.rejected += 1
+            elif kind != LineKind.HEADER:
+                self.find(Verdict.CANNOT_VERIFY, path, "unknown line kind", raw, line.seq)
+            last = line
+            good_end = raw.end
+        if progress is not None:
+            progress(info.size)
+        if footer is not None and len(self.report.findings) == findings_before:
+            declared = footer.body.get("lines")
+            if declared != physical:
+                self.find(Verdict.TRUNCATED, path,
+                          f"file holds {physical} lines but its footer declares {declared}")
+        self.prev_file = _FileEnd(path=path, index=header_index if header_index is not None
+                                  else (self.prev_file.index + 1 if self.prev_file else 0),
+                                  footer=footer, last=last, good_end=good_end, torn=torn)
+
+    def on_rotation(self, line: ParsedLine, raw: RawLine, path: str) -> None:
+        """A key rotation is signed by the old key and proven by the new one."""
+        new_kid = line.body.get("new_kid")
+        proof = line.body.get("new_key_proof")
+        if not isinstance(new_kid, str) or not isinstance(proof, str):
+            self.find(Verdict.TAMPERED, path, "key rotation record is incomplete", raw, line.seq)
+            return
+        if self.keyring.info(new_kid) is None:
+            self.find(Verdict.CANNOT_VERIFY, path, "rotation to a key the keyring lacks",
+                      raw, line.seq)
+            self.pending_kid = new_kid
+            return
+        if not self.keyring.verify_rotation_proof(new_kid, line.log_id, line.seq, proof):
+            self.find(Verdict.TAMPERED, path, "key rotation proof does not verify", raw, line.seq)
+            return
+        self.pending_kid = new_kid
+
+    # -- the two ends ------------------------------------------------------------------------
+    def finish(self, stray_files: bool) -> None:
+        """Check the log's beginning (genesis or accounted prune) and its end."""
+        for gap in self.gaps:
+            if gap.missing > 0:
+                self.report.add(Finding(Verdict.GAP, gap.file,
+                                        f"{gap.missing} line(s) missing before this line "
+                                        f"(seq {gap.start}..{gap.end})",
+                                        gap.offset, gap.line, gap.end + 1))
+        first = self.first_header
+        if first is None:
+            self.find(Verdict.MISSING_PREFIX, None, "the log has no readable first header")
+        elif not (first.body.get("reason") == "genesis" and first.seq == 0
+                  and first.prev == GENESIS_PREV):
+            index = first.body.get("file_index")
+            accounted = any(
+                p.body.get("first_kept_file_index") == index
+                and p.body.get("first_kept_seq") == first.seq
+                and p.body.get("first_kept_prev") == first.prev for p in self.prunes)
+            if accounted:
+                self.find(Verdict.PRUNED, self.summary.files[0] if self.summary.files else None,
+                          "older files were deleted by retention after a signed prune record")
+            else:
+                self.find(Verdict.MISSING_PREFIX,
+                          self.summary.files[0] if self.summary.files else None,
+                          f"the log starts at seq {first.seq} (file index {index}) and no prune "
+                          "record accounts for what came before")
+        end = self.prev_file
+        if end is None:
+            return
+        if end.torn:
+            self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
+                                    f"partial last line ({len(end.torn)} bytes): a crash while "
+                                    "writing, not yet acknowledged by a restart",
+                                    end.good_end))
+        if end.footer is None:
+            self.report.add(Finding(
+                Verdict.UNSEALED, end.path,
+                f"{self.since_footer} line(s) after the last footer are not sealed: the writer "
+                "is running or crashed, or lines were cut from the end", end.good_end,
+                count=max(self.since_footer, 1)))
+        elif end.footer.body.get("reason") == "rotate":
+            if stray_files:
+                self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
+                                        "rotation did not finish (crash while opening the next "
+                                        "file)"))
+            else:
+                self.report.add(Finding(Verdict.FILE_MISSING, end.path,
+                                        "the log was rotated into a file that is missing: the "
+                                        "newest file was deleted"))
+        else:
+            self.summary.closed = True
+
+
+def _anchor(path: str, keyring: Keyring) -> _FileInfo:
+    """Find the first line that verifies, which places the file in its log."""
+    info = _FileInfo(path)
+    try:
+        with open(path, "rb") as fh:
+            fh.seek(0, 2)
+            info.size = fh.tell()
+    except OSError:
+        return info
+    for raw in iter_lines(path):
+        if raw.number > _ANCHOR_SEARCH:
+            break
+        if raw.oversized or not raw.terminated:
+            continue
+        try:
+            line = parse_line(raw.data)
+        except MalformedLineError:
+            continue
+        if keyring.verify_mac(line.kid, line.signed, line.mac) and line.alg == MAC_ALG:
+            info.anchor = line
+            break
+    return info
+
+
+def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> None:
+    """Report a file none of whose lines could be placed in a log."""
+    if info.size == 0:
+        report.add(Finding(Verdict.EMPTY_FILE, info.path, "empty file"))
+        return
+    walk = _LogWalk(report, keyring, "")
+    any_envelope = False
+    for raw in iter_lines(info.path):
+        report.lines_checked += 1
+        if not raw.terminated and raw.number > 1:
+            report.add(Finding(Verdict.INCOMPLETE_TAIL, info.path, "partial last line",
+                               raw.offset, raw.number))
+            break
+        result = walk.classify(raw, info.path)
+        any_envelope = any_envelope or result.line is not None
+    if not any_envelope:
+        report.findings[:] = [f for f in report.findings if f.file != info.path]
+        report.add(Finding(Verdict.CANNOT_VERIFY, info.path,
+                           "not an llm-audit-log file (no line in the audit format)"))
+
+
+def verify_files(files: list[str], keyring: Keyring,
+                 progress: Callable[[int], None] | None = None) -> Report:
+    """Verify the given log files (any order, any names) and return the full report."""
+    report = Report()
+    infos = [_anchor(path, keyring) for path in files]
+    report.files_checked = len(infos)
+    done = 0
+
+    def advance(size: int) -> Callable[[int], None] | None:
+        if progress is None:
+            return None
+        base = done
+        return lambda offset: progress(base + min(offset, size))
+
+    logs: dict[str, list[_FileInfo]] = {}
+    stray: set[str] = set()
+    for info in infos:
+        if info.anchor is None:
+            _unanchored(info, keyring, report)
+            stray.add(info.path)
+            done += info.size
+            continue
+        logs.setdefault(info.anchor.log_id, []).append(info)
+    for log_id, members in sorted(logs.items()):
+        members.sort(key=lambda i: (i.anchor.seq if i.anchor else -1, i.path))
+        walk = _LogWalk(report, keyring, log_id)
+        for info in members:
+            walk.walk_file(info, advance(info.size))
+            done += info.size
+        walk.finish(stray_files=bool(stray))
+        report.logs.append(walk.summary)
+    return report
+
