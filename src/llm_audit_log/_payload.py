@@ -124,13 +124,81 @@ class _Walk:
         return [self.value(item, (*path, str(i)), depth + 1) for i, item in enumerate(seq)]
 
 
+class _NotPlainError(Exception):
+    """Raised by the fast check; the slow walk then says exactly what is wrong."""
+
+
+def _plain_size(container: Any, depth: int, limits: Limits) -> int:  # noqa: PLR0912
+    """Size estimate of a dict or list that is already plain bounded JSON; raises otherwise."""
+    if depth >= limits.max_depth or len(container) > limits.max_items:
+        raise _NotPlainError
+    if type(container) is dict:
+        size = 2 + 4 * len(container)
+        for key, item in container.items():
+            if type(key) is not str:
+                raise _NotPlainError
+            size += len(key)
+            t = type(item)
+            if t is str:
+                if not item.isascii():
+                    item.encode("utf-8")  # lone surrogates -> UnicodeEncodeError -> slow path
+                size += len(item)
+            elif t is int:
+                if not -_INT_BOUND <= item < _INT_BOUND:
+                    raise _NotPlainError
+                size += 8
+            elif t is float:
+                if item - item != 0.0:  # NaN and the infinities
+                    raise _NotPlainError
+                size += 12
+            elif t is bool or item is None:
+                size += 5
+            elif t is dict or t is list:
+                size += _plain_size(item, depth + 1, limits)
+            else:
+                raise _NotPlainError
+        return size
+    size = 2
+    for item in container:
+        t = type(item)
+        if t is str:
+            if not item.isascii():
+                item.encode("utf-8")
+            size += len(item) + 3
+        elif t is int:
+            if not -_INT_BOUND <= item < _INT_BOUND:
+                raise _NotPlainError
+            size += 8
+        elif t is float:
+            if item - item != 0.0:
+                raise _NotPlainError
+            size += 12
+        elif t is bool or item is None:
+            size += 5
+        elif t is dict or t is list:
+            size += _plain_size(item, depth + 1, limits)
+        else:
+            raise _NotPlainError
+    return size
+
+
 def normalise(payload: Mapping[Any, Any], limits: Limits) -> tuple[dict[str, Any],
                                                                     list[tuple[str, str]]]:
     """
     Copy ``payload`` into plain JSON types, checking types, depth, counts and size.
 
-    Returns the copy (offending values replaced by None) and the problems found.
+    Returns the copy (offending values replaced by None) and the problems found. The
+    common case - already plain JSON - is checked by a fast pass and copied shallowly;
+    nested plain values are immutable in practice for the synchronous pipeline.
     """
+    if type(payload) is dict:
+        try:
+            size = _plain_size(payload, 0, limits)
+        except (_NotPlainError, UnicodeEncodeError, RecursionError):
+            pass
+        else:
+            if size <= limits.max_bytes:
+                return dict(payload), []
     walk = _Walk(limits)
     try:
         out = walk.mapping(payload, (), 0)

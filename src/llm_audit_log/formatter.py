@@ -59,17 +59,22 @@ class AuditFormatter(JsonFormatter):
 
     def jsonify_log_record(self, log_data: dict[str, Any]) -> str:  # type: ignore[override]
         """Canonical JSON; falls back to ASCII escapes for text that is not valid UTF-8."""
-        try:
-            text = json.dumps(log_data, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=False, allow_nan=False, default=_refuse)
-            if not text.isascii():
+        text = _CANONICAL(log_data)
+        if not text.isascii():
+            try:
                 text.encode("utf-8")
-        except UnicodeEncodeError:
-            text = json.dumps(log_data, sort_keys=True, separators=(",", ":"),
-                              ensure_ascii=True, allow_nan=False, default=_refuse)
+            except UnicodeEncodeError:
+                text = _CANONICAL_ASCII(log_data)
         return text
 
 
 def _refuse(value: object) -> Any:
     # The filter normalised the body already; anything left here is a bug, not data.
     raise TypeError(f"not JSON-serialisable ({type(value).__name__})")
+
+
+# Built once: json.dumps with options constructs a new encoder on every call.
+_CANONICAL = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                              allow_nan=False, default=_refuse).encode
+_CANONICAL_ASCII = json.JSONEncoder(sort_keys=True, separators=(",", ":"), ensure_ascii=True,
+                                    allow_nan=False, default=_refuse).encode

@@ -219,9 +219,16 @@ class AuditFileHandler(logging.Handler):
                 self._open()
                 return
             old = self._file_index
-            self._write_footer("rotate", old + 1)
-            self._close_fd(sync=True)
-            self._new_file(old + 1, "rotate", old)
+            # Create the next file before sealing this one: a crash in between then leaves
+            # an empty next file (an unfinished rotation), never a log that looks cut short.
+            fd, path = self._create_file(old + 1)
+            try:
+                self._write_footer("rotate", old + 1)
+                self._close_fd(sync=True)
+            except BaseException:
+                os.close(fd)
+                raise
+            self._start_file(fd, path, old + 1, "rotate", old)
             self._apply_retention()
 
     def flush(self) -> None:
@@ -332,19 +339,28 @@ class AuditFileHandler(logging.Handler):
             except OSError:
                 pass
 
-    def _new_file(self, index: int, reason: str, prev_index: int | None) -> None:
+    def _create_file(self, index: int) -> tuple[int, str]:
+        """Create the file for ``index`` (0600), never overwriting anything but an empty file."""
         path = self._file_path(index)
-        attempt = 0
-        while True:
+        for _attempt in range(6):
             try:
-                fd = os.open(path, _FLAGS, 0o600)
-                break
+                return os.open(path, _FLAGS, 0o600), path
             except FileExistsError:
-                attempt += 1  # a stray file holds the name; never overwrite it
-                path = self._file_path(index).replace(
-                    self._suffix, f".{secrets.token_hex(3)}{self._suffix}")
-                if attempt > 5:
-                    raise
+                # Left empty by a crash during rotation: ours, and holds no bytes to rewrite.
+                if os.path.isfile(path) and not os.path.islink(path) \
+                        and os.path.getsize(path) == 0:
+                    return os.open(path, _FLAGS & ~(os.O_CREAT | os.O_EXCL)), path
+                # A stray file holds the name: never touch it, pick another name.
+                stem, suffix = os.path.splitext(self._file_path(index))
+                path = f"{stem}.{secrets.token_hex(3)}{suffix}"
+        raise FileExistsError(errno.EEXIST, "no free file name", path)
+
+    def _new_file(self, index: int, reason: str, prev_index: int | None) -> None:
+        fd, path = self._create_file(index)
+        self._start_file(fd, path, index, reason, prev_index)
+
+    def _start_file(self, fd: int, path: str, index: int, reason: str,
+                    prev_index: int | None) -> None:
         self._fd = fd
         self._path = path
         self._file_index = index
