@@ -1,0 +1,104 @@
+# Copyright 2026 llm-audit-log developers
+# SPDX-License-Identifier: Apache-2.0
+"""Shared fixtures: keyrings, audit loggers writing to tmp_path, and valid payloads."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from typing import TYPE_CHECKING, Any, Protocol
+
+import pytest
+
+import llm_audit_log
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+    from pathlib import Path
+
+#: Fields each event type needs beyond the common ``event_type``, ``user_id`` and ``status``.
+REQUIRED_FIELDS: dict[str, tuple[str, ...]] = {
+    "auth.login": (),
+    "auth.logout": (),
+    "llm.completion": ("model",),
+    "rag.query": ("source",),
+    "tool.call": ("tool_name",),
+    "guardrail.block": ("rule",),
+    "error": ("error_type",),
+    "admin.config_change": ("actor", "target"),
+}
+
+
+class PayloadFactory(Protocol):
+    def __call__(self, event_type: str = "auth.login", **fields: Any) -> dict[str, Any]: ...
+
+
+class AuditLoggerFactory(Protocol):
+    def __call__(self, directory: Path | None = None, *, stem: str = "audit",
+                 keyring: llm_audit_log.Keyring | None = None,
+                 **handler_options: Any) -> logging.Logger: ...
+
+
+@pytest.fixture
+def keyring(tmp_path: Path) -> llm_audit_log.Keyring:
+    """A fresh keyring, also saved to ``tmp_path / "keyring.json"``."""
+    ring = llm_audit_log.Keyring.generate()
+    ring.save(tmp_path / "keyring.json")
+    return ring
+
+
+@pytest.fixture
+def keyring_path(keyring: llm_audit_log.Keyring, tmp_path: Path) -> Path:
+    """The file holding the ``keyring`` fixture."""
+    return tmp_path / "keyring.json"
+
+
+@pytest.fixture
+def payload() -> PayloadFactory:
+    """Build a valid audit payload for an event type; keyword arguments add or override fields."""
+
+    def make(event_type: str = "auth.login", **fields: Any) -> dict[str, Any]:
+        if event_type not in REQUIRED_FIELDS:
+            raise ValueError(f"no payload recipe for {event_type!r}")
+        body: dict[str, Any] = {
+            "event_type": event_type,
+            "user_id": f"u-{secrets.token_hex(4)}",
+            "status": "success",
+        }
+        for name in REQUIRED_FIELDS[event_type]:
+            body[name] = f"{name}-{secrets.token_hex(3)}"
+        body.update(fields)
+        return body
+
+    return make
+
+
+@pytest.fixture
+def audit_logger(tmp_path: Path, keyring: llm_audit_log.Keyring) -> Iterator[AuditLoggerFactory]:
+    """
+    Make a uniquely named logger with an ``AuditFileHandler`` writing ``<directory>/<stem>.jsonl``.
+
+    ``directory`` defaults to ``tmp_path / "logs"`` and ``keyring`` to the ``keyring``
+    fixture; other keyword arguments go to the handler. Handlers still attached at
+    teardown are removed and closed.
+    """
+    made: list[logging.Logger] = []
+
+    def make(directory: Path | None = None, *, stem: str = "audit",
+             keyring: llm_audit_log.Keyring | None = None,
+             **handler_options: Any) -> logging.Logger:
+        target = (directory if directory is not None else tmp_path / "logs") / f"{stem}.jsonl"
+        ring = keyring if keyring is not None else default_ring
+        logger = logging.getLogger(f"tests.audit.{secrets.token_hex(6)}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(llm_audit_log.AuditFileHandler(target, keyring=ring, **handler_options))
+        made.append(logger)
+        return logger
+
+    default_ring = keyring
+    yield make
+    for logger in made:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
