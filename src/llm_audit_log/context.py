@@ -11,7 +11,6 @@ from __future__ import annotations
 import os
 import random
 import socket
-import threading
 import time
 
 __all__ = ["format_timestamp", "host_name", "new_event_id", "utc_now"]
@@ -38,8 +37,6 @@ def utc_now() -> str:
     return format_timestamp(time.time())
 
 
-_id_lock = threading.Lock()
-_id_state = [0, 0]  # last millisecond, counter within it
 _rng = random.Random()  # noqa: S311 - uniqueness, not secrecy; reseeded after fork
 
 
@@ -53,30 +50,19 @@ os.register_at_fork(after_in_child=_reseed)
 
 def new_event_id() -> str:
     """
-    A UUIDv7 string: sortable by creation time, unique across threads and processes.
+    A UUIDv7 string: sortable by creation time (milliseconds), unique everywhere.
 
-    A 12-bit counter keeps ids from one process strictly increasing within a millisecond;
-    62 random bits keep processes apart.
+    74 random bits per id make a collision among a billion ids in one millisecond
+    vanishingly unlikely; order within a log comes from the chain's sequence numbers.
     """
     ms = time.time_ns() // 1_000_000
-    with _id_lock:
-        last_ms, counter = _id_state
-        if ms <= last_ms:
-            ms = last_ms
-            counter += 1
-            if counter > 0xFFF:
-                ms += 1
-                counter = 0
-        else:
-            counter = _rng.getrandbits(8)
-        _id_state[0] = ms
-        _id_state[1] = counter
-        rand = _rng.getrandbits(62)
-    value = (ms << 80) | (0x7 << 76) | (counter << 64) | (0b10 << 62) | rand
+    rand = _rng.getrandbits(74)
+    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _LOW62)
     h = f"{value:032x}"
     return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
 
+_LOW62 = (1 << 62) - 1
 _host: str | None = None
 
 

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
-from dataclasses import dataclass
 from typing import Any, Final
 
 from llm_audit_log._payload import FOREIGN_ATTRS, LOGRECORD_ATTRS, Limits, normalise, safe_segment
@@ -39,14 +38,20 @@ PROVENANCE_FIELDS: Final = frozenset({
     "rejected_event_type",
 })
 _MISSING_POLICIES: Final = ("reject", "ignore")
+_RESERVED: Final = PROVENANCE_FIELDS | LOGRECORD_ATTRS
 
 
-@dataclass(frozen=True)
 class AuditState:
     """What the filter decided: the body to format, and whether the payload was accepted."""
 
-    body: dict[str, Any]
-    accepted: bool
+    __slots__ = ("accepted", "body")
+
+    def __init__(self, body: dict[str, Any], *, accepted: bool) -> None:
+        self.body = body
+        self.accepted = accepted
+
+    def __repr__(self) -> str:
+        return f"AuditState(accepted={self.accepted}, event_type={self.body.get('event_type')!r})"
 
 
 _DROP: Final = AuditState(body={}, accepted=False)
@@ -166,48 +171,56 @@ class AuditFilter(logging.Filter):
                 return _DROP
             return self._reject(record, [("", "no audit payload (extra={'audit': {...}} or "
                                               "flat extras with event_type)")], None)
-        if raw is not None and not isinstance(raw, Mapping):
+        if raw is not None and type(raw) is not dict and not isinstance(raw, Mapping):
             return self._reject(record, [("", "audit payload must be an object")], None)
         payload, problems = normalise(raw or {}, self._limits)
-        problems.extend((f"/{name}", "collides with a LogRecord attribute")
-                        for name in collisions)
+        if collisions:
+            problems.extend((f"/{name}", "collides with a LogRecord attribute")
+                            for name in collisions)
         event_type = payload.get("event_type")
-        for key in [k for k in payload if k in PROVENANCE_FIELDS or k in LOGRECORD_ATTRS]:
-            problems.append((f"/{safe_segment(key)}",
-                             "reserved: filled by the audit pipeline"
-                             if key in PROVENANCE_FIELDS else
-                             "collides with a LogRecord attribute"))
-            del payload[key]
-        if isinstance(event_type, str) and self._registry.is_known(event_type):
+        clashes = payload.keys() & _RESERVED
+        if clashes:
+            for key in sorted(clashes):
+                problems.append((f"/{safe_segment(key)}",
+                                 "reserved: filled by the audit pipeline"
+                                 if key in PROVENANCE_FIELDS else
+                                 "collides with a LogRecord attribute"))
+                del payload[key]
+        # Raw text is taken out before validation and hashed after it: the schema checks
+        # what the caller gave, and never spends time re-checking our own hashes.
+        raw_text: list[tuple[str, str]] = []
+        if type(event_type) is str and self._registry.is_known(event_type):
             for raw_name, hashed_name in self._registry.pseudonymised_fields(event_type).items():
                 if raw_name not in payload:
                     continue
                 value = payload.pop(raw_name)
                 if hashed_name in payload:
                     problems.append((f"/{raw_name}", f"given together with {hashed_name}"))
-                elif isinstance(value, str):
-                    payload[hashed_name] = self._keyring.pseudonymise(value)
+                elif type(value) is str:
+                    raw_text.append((hashed_name, value))
                 else:
                     problems.append((f"/{raw_name}", "expected string"))
         if not problems:
             problems.extend((p.field, p.reason) for p in self._registry.validate(payload))
         if problems:
             return self._reject(record, problems, event_type)
+        pseudonymise = self._keyring.pseudonymise
+        for hashed_name, value in raw_text:
+            payload[hashed_name] = pseudonymise(value)
         payload["timestamp"] = format_timestamp(record.created)
         payload["event_id"] = new_event_id()
         payload.update(self._provenance)
-        self._replace_on_record(record, payload, nested=nested)
+        if nested:
+            record.__dict__[self.payload_attr] = payload
+        elif raw_text:
+            self._replace_on_record(record, payload)
         return AuditState(payload, accepted=True)
 
-    def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any], *,
-                           nested: bool) -> None:
-        """Other handlers share this record: leave them the processed payload, not raw text."""
+    def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any]) -> None:
+        """Other handlers share this record: leave them keyed hashes, not raw text."""
         attrs = record.__dict__
-        if nested:
-            attrs[self.payload_attr] = payload
-            return
-        event_type = payload["event_type"]
-        for raw_name, hashed_name in self._registry.pseudonymised_fields(event_type).items():
+        for raw_name, hashed_name in self._registry.pseudonymised_fields(
+                payload["event_type"]).items():
             if raw_name in attrs:
                 attrs[raw_name] = payload.get(hashed_name)
 
