@@ -56,7 +56,7 @@ class _Walk:
         if len(self.problems) < 50:
             self.problems.append(("/" + "/".join(path) if path else "", reason))
 
-    def value(self, v: Any, path: tuple[str, ...], depth: int) -> Any:  # noqa: PLR0911
+    def value(self, v: Any, path: tuple[str, ...], depth: int) -> Any:
         t = type(v)
         if t is str:
             self.size += len(v) + 3
@@ -128,7 +128,7 @@ class _NotPlainError(Exception):
     """Raised by the fast check; the slow walk then says exactly what is wrong."""
 
 
-def _plain_size(container: Any, depth: int, limits: Limits) -> int:  # noqa: PLR0912
+def _plain_size(container: Any, depth: int, limits: Limits) -> int:
     """Size estimate of a dict or list that is already plain bounded JSON; raises otherwise."""
     if depth >= limits.max_depth or len(container) > limits.max_items:
         raise _NotPlainError

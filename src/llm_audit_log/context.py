@@ -23,8 +23,7 @@ def format_timestamp(epoch_seconds: float) -> str:
     global _ts_cache  # noqa: PLW0603 - a one-entry cache, replaced atomically
     sec = int(epoch_seconds)
     micros = int((epoch_seconds - sec) * 1_000_000)
-    if micros > 999_999:
-        micros = 999_999
+    micros = min(micros, 999_999)
     cached_sec, prefix = _ts_cache
     if cached_sec != sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
@@ -67,7 +66,7 @@ _host: str | None = None
 
 
 def host_name() -> str:
-    """This machine's host name, looked up once."""
+    """Host name of this machine, looked up once."""
     global _host  # noqa: PLW0603 - looked up once per process
     if _host is None:
         _host = socket.gethostname() or "unknown"

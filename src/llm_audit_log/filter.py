@@ -39,6 +39,7 @@ PROVENANCE_FIELDS: Final = frozenset({
 })
 _MISSING_POLICIES: Final = ("reject", "ignore")
 _RESERVED: Final = PROVENANCE_FIELDS | LOGRECORD_ATTRS
+_NO_PAYLOAD: Final = "no audit payload (extra={'audit': {...}} or flat extras with event_type)"
 
 
 class AuditState:
@@ -73,6 +74,7 @@ class AuditFilter(logging.Filter):
         payload_attr: the ``extra`` key that holds a nested payload.
         max_payload_bytes / max_depth / max_items: payload bounds.
         event_types: custom event types, ``{"billing.charge": schema-or-path}``.
+
     """
 
     def __init__(
@@ -94,7 +96,8 @@ class AuditFilter(logging.Filter):
         super().__init__(name)
         if on_missing_payload not in _MISSING_POLICIES:
             raise ConfigurationError(
-                f"on_missing_payload must be one of {_MISSING_POLICIES}, not {on_missing_payload!r}")
+                f"on_missing_payload must be one of {_MISSING_POLICIES}, "
+                f"not {on_missing_payload!r}")
         for option, value in (("max_payload_bytes", max_payload_bytes),
                               ("max_depth", max_depth), ("max_items", max_items)):
             if not isinstance(value, int) or isinstance(value, bool) or value <= 0:
@@ -116,12 +119,10 @@ class AuditFilter(logging.Filter):
         self.payload_attr = payload_attr
         self._limits = Limits(max_bytes=max_payload_bytes, max_depth=max_depth,
                               max_items=max_items)
-        provenance = {"host": host_name()}
-        for key, text in (("environment", environment), ("app_version", app_version),
-                          ("service", service)):
-            if text is not None:
-                provenance[key] = text
-        self._provenance = provenance
+        configured = {"environment": environment, "app_version": app_version,
+                      "service": service}
+        self._provenance = {"host": host_name()} | {
+            key: text for key, text in configured.items() if text is not None}
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(keyring_kid={self._keyring.pseudonym_kid!r}, "
@@ -169,8 +170,7 @@ class AuditFilter(logging.Filter):
         if raw is None and not collisions:
             if self.on_missing_payload == "ignore":
                 return _DROP
-            return self._reject(record, [("", "no audit payload (extra={'audit': {...}} or "
-                                              "flat extras with event_type)")], None)
+            return self._reject(record, [("", _NO_PAYLOAD)], None)
         if raw is not None and type(raw) is not dict and not isinstance(raw, Mapping):
             return self._reject(record, [("", "audit payload must be an object")], None)
         payload, problems = normalise(raw or {}, self._limits)
@@ -264,7 +264,7 @@ class AuditLogger(logging.Logger):
     drops the colliding keys and lets the audit filter turn them into a rejected record.
     """
 
-    def makeRecord(  # noqa: PLR0917 - the stdlib signature
+    def makeRecord(
         self, name: str, level: int, fn: str, lno: int, msg: object, args: Any,
         exc_info: Any, func: str | None = None, extra: Mapping[str, object] | None = None,
         sinfo: str | None = None,

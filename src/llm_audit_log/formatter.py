@@ -3,9 +3,9 @@ The python-json-logger subclass that turns a processed record into the canonical
 
 Canonical means sorted keys, compact separators, UTF-8 text and no NaN, so the same
 record always gives the same bytes. It subclasses python-json-logger's orjson formatter:
-JSON encoding is the largest cost on the hot path, and orjson does it ~6x faster. Provenance fields (``message``, ``logger``,
-``level``, ``exception``, ``stack_info`` and those the filter filled) are set last:
-``static_fields`` or extras can never override them.
+JSON encoding is the largest cost on the hot path, and orjson does it ~6x faster.
+Provenance fields (``message``, ``logger``, ``level``, ``exception``, ``stack_info`` and
+those the filter filled) are set last: ``static_fields`` can never override them.
 """
 
 from __future__ import annotations
@@ -50,14 +50,15 @@ class AuditFormatter(OrjsonFormatter):
         data["logger"] = record.name
         data["level"] = record.levelname
         if record.exc_info and not record.exc_text:
-            record.exc_text = self.formatException(record.exc_info)
+            # The stdlib text form: one string (python-json-logger may return a list).
+            record.exc_text = logging.Formatter.formatException(self, record.exc_info)
         if record.exc_text:
             data["exception"] = record.exc_text
         if record.stack_info:
-            data["stack_info"] = self.formatStack(record.stack_info)
+            data["stack_info"] = logging.Formatter.formatStack(self, record.stack_info)
         return self.jsonify_log_record(data)
 
-    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:  # type: ignore[override]
+    def jsonify_log_record(self, log_data: dict[str, Any]) -> str:
         """Canonical JSON; falls back to ASCII escapes for text that is not valid UTF-8."""
         try:
             return orjson.dumps(log_data, option=orjson.OPT_SORT_KEYS).decode("utf-8")

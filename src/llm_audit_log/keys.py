@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import base64
 import binascii
-import datetime as _dt
+import datetime as dt
 import hashlib
 import hmac
 import json
@@ -71,11 +71,11 @@ class KeyInfo:
 
 
 def _now_iso() -> str:
-    return _dt.datetime.now(_dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 def _new_kid(prefix: str) -> str:
-    return f"{prefix}{_dt.datetime.now(_dt.timezone.utc):%Y%m%d}-{secrets.token_hex(4)}"
+    return f"{prefix}{dt.datetime.now(dt.timezone.utc):%Y%m%d}-{secrets.token_hex(4)}"
 
 
 def _b64(raw: bytes) -> str:
@@ -338,6 +338,7 @@ def load_keyring(source: str | os.PathLike[str] | Keyring = DEFAULT_KEYRING_SOUR
 
     Raises:
         KeyringError: the source is missing or malformed; the message says how to fix it.
+
     """
     if isinstance(source, Keyring):
         return source
@@ -356,8 +357,7 @@ def load_keyring(source: str | os.PathLike[str] | Keyring = DEFAULT_KEYRING_SOUR
         if not value:
             raise KeyringError(f"keyring {spec}: environment variable {var} is not set")
         return Keyring.from_json(value, source=spec)
-    if spec.startswith("file:"):
-        spec = spec[5:]
+    spec = spec.removeprefix("file:")
     if not spec:
         raise KeyringError("keyring: empty key source")
     return _read_keyring_file(Path(spec).expanduser(), f"file:{spec}")

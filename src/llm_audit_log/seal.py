@@ -78,12 +78,13 @@ def seal_line(
     Returns:
         The line bytes *with* its trailing newline, and the hex SHA-256 that the next
         line's ``prev`` must carry.
+
     """
     signed = (
         f'{{"alg":"{MAC_ALG}","body":{body},"kid":"{kid}","log":"{log_id}","prev":"{prev}",'
         f'"seq":{seq},"t":"{kind}","ts":"{ts}","v":{FORMAT_VERSION}'
     ).encode()
-    line = b"%s,\"mac\":\"%s\"}" % (signed, mac(signed).encode("ascii"))
+    line = b'%s,"mac":"%s"}' % (signed, mac(signed).encode("ascii"))
     return line + b"\n", hashlib.sha256(line).hexdigest()
 
 
@@ -183,6 +184,7 @@ def parse_line(raw: bytes) -> ParsedLine:
     Raises:
         MalformedLineError: with a reason that never quotes the line.
         UnsupportedVersionError: the line is well formed but names another version.
+
     """
     if len(raw) > MAX_LINE_BYTES:
         raise MalformedLineError("line longer than the format allows")

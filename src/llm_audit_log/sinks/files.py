@@ -105,6 +105,7 @@ class AuditFileHandler(logging.Handler):
         keyring: key source for signing (``env:VAR``, ``env-inline:VAR``, ``file:PATH``).
         retention: days, or ``6_months`` / ``1_year`` / ``6_years`` / ``7_years``.
         fsync: ``"rotate"`` (on rotation and close), ``"always"``, or every N lines.
+
     """
 
     def __init__(
@@ -169,7 +170,8 @@ class AuditFileHandler(logging.Handler):
 
     def __repr__(self) -> str:
         kid = self._chain.kid if self._chain else self._keyring.active_kid
-        return f"<{type(self).__name__} {self.baseFilename} kid={kid} ({logging.getLevelName(self.level)})>"
+        level = logging.getLevelName(self.level)
+        return f"<{type(self).__name__} {self.baseFilename} kid={kid} ({level})>"
 
     # -- stdlib surface -----------------------------------------------------------------------
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
@@ -264,14 +266,15 @@ class AuditFileHandler(logging.Handler):
         try:
             sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.baseFilename}) "
                              f"could not write a record from logger {record.name!r}: {detail}\n")
-        except Exception:  # stderr itself is gone
+        except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
             pass
 
     # -- writing ----------------------------------------------------------------------------
     def _write(self, kind: str, body: str) -> None:
         chain = self._chain
         fd = self._fd
-        assert chain is not None and fd is not None
+        assert chain is not None
+        assert fd is not None
         line, line_hash = chain.seal(kind, body, utc_now())
         try:
             written = os.write(fd, line)

@@ -32,6 +32,7 @@ def verify_paths(
     Raises:
         VerificationError: a path does not exist.
         KeyringError: the keyring cannot be loaded.
+
     """
     ring = load_keyring(keyring)
     try:

@@ -1,6 +1,8 @@
 """
-The verifier's walk: anchor every file, order each log's files by their chain position,
-then check every line's MAC, chain fields, file boundaries and the log's two ends.
+The verifier's walk over files, lines and chain.
+
+Anchor every file, order each log's files by their chain position, then check every
+line's MAC, chain fields, file boundaries and the log's two ends.
 
 Every line carries its own MAC, sequence number and previous hash, so the walk
 re-synchronises after damage and keeps going; gaps are reported only at the end, once

@@ -1,4 +1,4 @@
-"""Reading log files line by line in binary, in bounded memory; split on ``\\n`` only."""
+"""Reading log files line by line in binary, in bounded memory; split on newline bytes only."""
 
 from __future__ import annotations
 
@@ -62,13 +62,14 @@ def collect_files(paths: list[str]) -> list[str]:
 
     Raises:
         FileNotFoundError: a path does not exist.
+
     """
     files: list[str] = []
     for path in paths:
         if os.path.isdir(path):
-            for entry in sorted(os.scandir(path), key=lambda e: e.name):
-                if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False):
-                    files.append(entry.path)
+            files.extend(
+                entry.path for entry in sorted(os.scandir(path), key=lambda e: e.name)
+                if not entry.name.startswith(".") and entry.is_file(follow_symlinks=False))
         elif os.path.isfile(path):
             files.append(path)
         else:
