@@ -18,7 +18,6 @@ from __future__ import annotations
 import base64
 import binascii
 import datetime as dt
-import hashlib
 import hmac
 import json
 import os
@@ -31,6 +30,9 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
+
+from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.hmac import HMAC
 
 from llm_audit_log.errors import AuditLogWarning, KeyringError
 
@@ -136,11 +138,11 @@ class Keyring:
         self.source = source
         self._infos = {kid: info for kid, (info, _) in keys.items()}
         self._secrets = {kid: secret for kid, (_, secret) in keys.items()}
-        # Pre-keyed HMAC objects: copying one is cheaper than keying a new one per line.
-        self._macs = {kid: hmac.new(secret, digestmod=hashlib.sha256)
-                      for kid, secret in self._secrets.items()}
+        # Pre-keyed HMAC objects (cryptography's, the fastest here): copying one is cheaper
+        # than keying a new one per line.
+        self._macs = {kid: HMAC(secret, hashes.SHA256()) for kid, secret in self._secrets.items()}
         self._pseudonym_key = pseudonym_key
-        self._pseudonym = hmac.new(pseudonym_key, digestmod=hashlib.sha256)
+        self._pseudonym = HMAC(pseudonym_key, hashes.SHA256())
 
     # -- never leak ---------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -168,7 +170,7 @@ class Keyring:
         def mac(data: bytes) -> str:
             h = base.copy()
             h.update(data)
-            return h.hexdigest()
+            return h.finalize().hex()
 
         return mac
 
@@ -179,14 +181,14 @@ class Keyring:
             return False
         h = base.copy()
         h.update(data)
-        return hmac.compare_digest(h.hexdigest(), mac_hex)
+        return hmac.compare_digest(h.finalize().hex(), mac_hex)
 
     def rotation_proof(self, new_kid: str, log_id: str, seq: int) -> str:
         """MAC under the *new* key binding a rotation record to its log and position."""
         base = self._macs[new_kid]
         h = base.copy()
         h.update(_ROTATION_LABEL + f"{log_id}\x00{seq}\x00{new_kid}".encode())
-        return h.hexdigest()
+        return h.finalize().hex()
 
     def verify_rotation_proof(self, new_kid: str, log_id: str, seq: int, proof: str) -> bool:
         """Check a rotation record's proof in constant time."""
@@ -198,7 +200,7 @@ class Keyring:
         """Keyed hash of raw text, naming algorithm and key id: ``hmac-sha256:<kid>:<hex>``."""
         h = self._pseudonym.copy()
         h.update(text.encode("utf-8", "surrogatepass"))
-        return f"{PSEUDONYM_ALG}:{self.pseudonym_kid}:{h.hexdigest()}"
+        return f"{PSEUDONYM_ALG}:{self.pseudonym_kid}:{h.finalize().hex()}"
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
