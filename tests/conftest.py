@@ -83,6 +83,7 @@ def audit_logger(tmp_path: Path, keyring: llm_audit_log.Keyring) -> Iterator[Aud
     teardown are removed and closed.
     """
     made: list[logging.Logger] = []
+    default_ring = keyring
 
     def make(directory: Path | None = None, *, stem: str = "audit",
              keyring: llm_audit_log.Keyring | None = None,
@@ -96,7 +97,6 @@ def audit_logger(tmp_path: Path, keyring: llm_audit_log.Keyring) -> Iterator[Aud
         made.append(logger)
         return logger
 
-    default_ring = keyring
     yield make
     for logger in made:
         for handler in list(logger.handlers):
