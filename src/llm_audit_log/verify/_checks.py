@@ -26,7 +26,7 @@ from llm_audit_log.seal import (
     parse_line,
 )
 from llm_audit_log.verify._reader import RawLine, iter_lines
-from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Verdict
+from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Severity, Verdict
 
 __all__ = ["verify_files"]
 
@@ -93,6 +93,8 @@ class _LogWalk:
         self.prev_file: _FileEnd | None = None
         self.expect_resume: _FileEnd | None = None
         self.prunes: list[ParsedLine] = []
+        self.hidden_prefix: list[ParsedLine] = []
+        self.first_header_verified = True
         self.since_footer = 0
         self.anchors: dict[tuple[int, str], str] = {}
 
@@ -113,6 +115,20 @@ class _LogWalk:
             self.find(Verdict.CANNOT_VERIFY, path, "unknown format version", raw)
             return _Classified(None, verified=False)
         except MalformedLineError as exc:
+            reframed = _reframed(raw.data)
+            if reframed is not None:
+                try:
+                    line = parse_line(reframed)
+                except MalformedLineError:
+                    pass
+                else:
+                    if self.keyring.verify_mac(line.kid, line.signed, line.mac):
+                        # Authentic content with altered framing (CRLF, BOM): tampering,
+                        # but the line still holds its place in the chain.
+                        self.find(Verdict.TAMPERED, path,
+                                  "format altered (line ending or byte-order mark changed)",
+                                  raw, line.seq)
+                        return _Classified(line, verified=True)
             self.find(Verdict.TAMPERED, path, f"malformed line: {exc.reason}", raw)
             return _Classified(None, verified=False)
         if line.alg != MAC_ALG:
@@ -120,7 +136,7 @@ class _LogWalk:
                       line.seq)
             return _Classified(line, verified=False)
         if self.keyring.info(line.kid) is None:
-            if self.kid is None or line.kid == self.kid:
+            if self.kid is None or line.kid in (self.kid, self.pending_kid):
                 self.find(Verdict.CANNOT_VERIFY, path, "signing key id not in the keyring", raw,
                           line.seq)
             else:
@@ -132,8 +148,33 @@ class _LogWalk:
             return _Classified(line, verified=False)
         return _Classified(line, verified=True)
 
+    def note_unverifiable(self, line: ParsedLine) -> None:
+        """Keep the lines a missing key hides at the start of a log, to check their links."""
+        if self.next_seq is None and len(self.hidden_prefix) < _SEEN_WINDOW:
+            self.hidden_prefix.append(line)
+
+    def _adopt_hidden_prefix(self, first: ParsedLine) -> None:
+        """
+        Lines before the first verifiable one could not be checked (missing key).
+
+        If their hashes chain into the first verified line and start at a genesis header,
+        the log is complete but partly unverifiable (already reported); otherwise the
+        prefix check in ``finish`` reports what is missing.
+        """
+        run = [p for p in self.hidden_prefix if p.log_id == self.log_id]
+        self.hidden_prefix = []
+        if not run:
+            return
+        links = all(a.hash == b.prev and a.seq + 1 == b.seq for a, b in zip(run, run[1:]))
+        if links and run[-1].hash == first.prev and run[-1].seq + 1 == first.seq \
+                and run[0].kind == LineKind.HEADER:
+            self.first_header = run[0]
+            self.first_header_verified = False
+
     def chain(self, line: ParsedLine, raw: RawLine, path: str) -> bool:
         """Check key continuity and chain fields; returns whether the line was accepted."""
+        if self.next_seq is None and self.hidden_prefix:
+            self._adopt_hidden_prefix(line)
         if line.log_id != self.log_id:
             self.find(Verdict.FOREIGN, path, "line belongs to another log", raw, line.seq)
             self.after_bad += 1
@@ -211,7 +252,8 @@ class _LogWalk:
             return
         previous = self.prev_file
         if previous is None:
-            self.first_header = line
+            if self.first_header is None:
+                self.first_header = line
             return
         if index > previous.index + 1:
             self.find(Verdict.FILE_MISSING, path,
@@ -289,7 +331,8 @@ class _LogWalk:
         good_end = 0
         torn = b""
         header_index: int | None = None
-        findings_before = len(self.report.findings)
+        damage_before = self._damage_count()
+        gaps_before = len(self.gaps)
         physical = 0
         for raw in iter_lines(path):
             physical += 1
@@ -298,13 +341,15 @@ class _LogWalk:
                 progress(raw.offset)
             if not raw.terminated:
                 torn = raw.data
+                if footer is not None:
+                    self.find(Verdict.TAMPERED, path, "bytes after the file's footer", raw)
                 break
             result = self.classify(raw, path)
             line = result.line
             if not result.verified or line is None:
                 self.after_bad += 1
-                if raw.number == 1:
-                    header_index = None
+                if line is not None and self.keyring.info(line.kid) is None:
+                    self.note_unverifiable(line)
                 continue
             self.report.lines_verified += 1
             if footer is not None:
@@ -348,7 +393,8 @@ class _LogWalk:
             good_end = raw.end
         if progress is not None:
             progress(info.size)
-        if footer is not None and len(self.report.findings) == findings_before:
+        if footer is not None and self._damage_count() == damage_before \
+                and len(self.gaps) == gaps_before:
             declared = footer.body.get("lines")
             if declared != physical:
                 self.find(Verdict.TRUNCATED, path,
@@ -356,6 +402,9 @@ class _LogWalk:
         self.prev_file = _FileEnd(path=path, index=header_index if header_index is not None
                                   else (self.prev_file.index + 1 if self.prev_file else 0),
                                   footer=footer, last=last, good_end=good_end, torn=torn)
+
+    def _damage_count(self) -> int:
+        return sum(1 for f in self.report.findings if f.verdict.severity is Severity.DAMAGE)
 
     def on_rotation(self, line: ParsedLine, raw: RawLine, path: str) -> None:
         """A key rotation is signed by the old key and proven by the new one."""
@@ -386,6 +435,8 @@ class _LogWalk:
         first = self.first_header
         if first is None:
             self.find(Verdict.MISSING_PREFIX, None, "the log has no readable first header")
+        elif not self.first_header_verified:
+            pass  # its lines could not be checked; CANNOT_VERIFY findings say so already
         elif not (first.body.get("reason") == "genesis" and first.seq == 0
                   and first.prev == GENESIS_PREV):
             index = first.body.get("file_index")
@@ -404,12 +455,16 @@ class _LogWalk:
         end = self.prev_file
         if end is None:
             return
-        if end.torn:
+        if end.torn and end.footer is not None:
+            pass  # reported while walking: bytes after a footer are never a crash tail
+        elif end.torn:
             self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
                                     f"partial last line ({len(end.torn)} bytes): a crash while "
                                     "writing, not yet acknowledged by a restart",
                                     end.good_end))
-        if end.footer is None:
+        if end.footer is None and self.since_footer == 0 and not end.torn:
+            pass  # nothing of this file was accepted; its damage is reported already
+        elif end.footer is None:
             self.report.add(Finding(
                 Verdict.UNSEALED, end.path,
                 f"{self.since_footer} line(s) after the last footer are not sealed: the writer "
@@ -426,6 +481,19 @@ class _LogWalk:
                                         "newest file was deleted"))
         else:
             self.summary.closed = True
+
+
+_BOM = b"\xef\xbb\xbf"
+
+
+def _reframed(data: bytes) -> bytes | None:
+    """The line without a trailing CR or leading BOM, if it had either."""
+    out = data
+    if out.startswith(_BOM):
+        out = out[len(_BOM):]
+    if out.endswith(b"\r"):
+        out = out[:-1]
+    return out if out is not data else None
 
 
 def _anchor(path: str, keyring: Keyring) -> _FileInfo:
@@ -445,32 +513,52 @@ def _anchor(path: str, keyring: Keyring) -> _FileInfo:
         try:
             line = parse_line(raw.data)
         except MalformedLineError:
-            continue
+            reframed = _reframed(raw.data)
+            if reframed is None:
+                continue
+            try:
+                line = parse_line(reframed)
+            except MalformedLineError:
+                continue
         if keyring.verify_mac(line.kid, line.signed, line.mac) and line.alg == MAC_ALG:
             info.anchor = line
             break
     return info
 
 
-def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> None:
-    """Report a file none of whose lines could be placed in a log."""
+_LINE_START = b'{"alg":"'
+
+
+def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> bool:
+    """
+    Report a file none of whose lines could be placed in a log.
+
+    Returns True when the file looks like an unfinished rotation (empty, or one torn
+    first line), which can explain a log that ends in a rotation footer.
+    """
     if info.size == 0:
         report.add(Finding(Verdict.EMPTY_FILE, info.path, "empty file"))
-        return
+        return True
     walk = _LogWalk(report, keyring, "")
     any_envelope = False
+    before = len(report.findings)
     for raw in iter_lines(info.path):
         report.lines_checked += 1
-        if not raw.terminated and raw.number > 1:
-            report.add(Finding(Verdict.INCOMPLETE_TAIL, info.path, "partial last line",
-                               raw.offset, raw.number))
+        if not raw.terminated:
+            if raw.number == 1 and (raw.data.startswith(_LINE_START)
+                                    or _LINE_START.startswith(raw.data)):
+                report.add(Finding(Verdict.INCOMPLETE_TAIL, info.path,
+                                   "the file holds only a partial first line (a crash while "
+                                   "it was created)", raw.offset, raw.number))
+                return True
             break
         result = walk.classify(raw, info.path)
         any_envelope = any_envelope or result.line is not None
     if not any_envelope:
-        report.findings[:] = [f for f in report.findings if f.file != info.path]
+        del report.findings[before:]
         report.add(Finding(Verdict.CANNOT_VERIFY, info.path,
                            "not an llm-audit-log file (no line in the audit format)"))
+    return False
 
 
 def verify_files(files: list[str], keyring: Keyring,
@@ -491,8 +579,8 @@ def verify_files(files: list[str], keyring: Keyring,
     stray: set[str] = set()
     for info in infos:
         if info.anchor is None:
-            _unanchored(info, keyring, report)
-            stray.add(info.path)
+            if _unanchored(info, keyring, report):
+                stray.add(info.path)
             done += info.size
             continue
         logs.setdefault(info.anchor.log_id, []).append(info)
