@@ -12,6 +12,7 @@ lines found later in the wrong place have had the chance to fill them.
 from __future__ import annotations
 
 import hashlib
+import itertools
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -165,7 +166,7 @@ class _LogWalk:
         self.hidden_prefix = []
         if not run:
             return
-        links = all(a.hash == b.prev and a.seq + 1 == b.seq for a, b in zip(run, run[1:]))
+        links = all(a.hash == b.prev and a.seq + 1 == b.seq for a, b in itertools.pairwise(run))
         if links and run[-1].hash == first.prev and run[-1].seq + 1 == first.seq \
                 and run[0].kind == LineKind.HEADER:
             self.first_header = run[0]
@@ -488,12 +489,8 @@ _BOM = b"\xef\xbb\xbf"
 
 def _reframed(data: bytes) -> bytes | None:
     """The line without a trailing CR or leading BOM, if it had either."""
-    out = data
-    if out.startswith(_BOM):
-        out = out[len(_BOM):]
-    if out.endswith(b"\r"):
-        out = out[:-1]
-    return out if out is not data else None
+    out = data.removeprefix(_BOM).removesuffix(b"\r")
+    return out if len(out) != len(data) else None
 
 
 def _anchor(path: str, keyring: Keyring) -> _FileInfo:
