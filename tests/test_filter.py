@@ -130,6 +130,8 @@ class TestRejected:
         ("metadata", {"tags": {SECRET}}, "not JSON-serialisable (set)"),
         ("metadata", {"obj": object()}, "not JSON-serialisable (object)"),
         ("metadata", {"score": math.nan}, "not a finite number (NaN or Infinity)"),
+        ("metadata", {"deep": [{"x": math.inf}]}, "not a finite number (NaN or Infinity)"),
+        ("latency_ms", math.nan, "expected number"),
         ("tokens_input", "many", "expected integer"),
     ])
     def test_bad_values_are_named_never_quoted(self, audit_filter, field, value, reason):

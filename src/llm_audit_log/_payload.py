@@ -14,6 +14,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any, Final
 
+import orjson
+
 __all__ = ["LOGRECORD_ATTRS", "Limits", "normalise", "safe_segment"]
 
 #: Attributes every LogRecord has (plus the two formatters add): extras may not reuse them.
@@ -28,6 +30,12 @@ FOREIGN_ATTRS: Final = frozenset({
 
 _SAFE_KEY: Final = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _INT_BOUND: Final = 2**63
+# orjson refuses, instead of converting, everything that is not plain JSON: datetimes,
+# dataclasses, subclasses of str/int/dict/list, bytes, sets, objects, non-string keys,
+# ints beyond 64 bits, lone surrogates. It does write NaN as null, so floats are checked
+# separately. UUIDs and Enums are written as their string or value.
+_STRICT: Final = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+                  | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
 
 def safe_segment(key: object) -> str:
@@ -182,8 +190,31 @@ def _plain_size(container: Any, depth: int, limits: Limits) -> int:
     return size
 
 
-def normalise(payload: Mapping[Any, Any], limits: Limits) -> tuple[dict[str, Any],
-                                                                    list[tuple[str, str]]]:
+def _finite_and_shallow(payload: dict[str, Any], limits: Limits,
+                        typed: frozenset[str]) -> bool:
+    """
+    No NaN or infinity anywhere, nesting and counts within limits (orjson checked types).
+
+    Fields in ``typed`` are left to the schema, which rejects NaN for numbers and checks
+    the item types of arrays; only the others are walked here.
+    """
+    try:
+        for key in payload.keys() - typed:
+            value = payload[key]
+            t = type(value)
+            if t is float:
+                if value - value != 0.0:
+                    return False
+            elif t is dict or t is list:
+                _plain_size(value, 1, limits)
+    except (_NotPlainError, UnicodeEncodeError, RecursionError):
+        return False
+    return True
+
+
+def normalise(payload: Mapping[Any, Any], limits: Limits,
+              typed: frozenset[str] = frozenset()) -> tuple[dict[str, Any],
+                                                            list[tuple[str, str]]]:
     """
     Copy ``payload`` into plain JSON types, checking types, depth, counts and size.
 
@@ -191,13 +222,13 @@ def normalise(payload: Mapping[Any, Any], limits: Limits) -> tuple[dict[str, Any
     common case - already plain JSON - is checked by a fast pass and copied shallowly;
     nested plain values are immutable in practice for the synchronous pipeline.
     """
-    if type(payload) is dict:
+    if type(payload) is dict and len(payload) <= limits.max_items:
         try:
-            size = _plain_size(payload, 0, limits)
-        except (_NotPlainError, UnicodeEncodeError, RecursionError):
-            pass
+            size = len(orjson.dumps(payload, option=_STRICT))
+        except (TypeError, RecursionError):
+            pass  # the walk below says exactly what is wrong
         else:
-            if size <= limits.max_bytes:
+            if size <= limits.max_bytes and _finite_and_shallow(payload, limits, typed):
                 return dict(payload), []
     walk = _Walk(limits)
     try:

@@ -114,6 +114,8 @@ class AuditFilter(logging.Filter):
                 self._registry.register(event_type, event_types[event_type])
         else:
             self._registry = default_registry()
+        self._raw_cache: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._typed_cache: dict[str, frozenset[str]] = {}
         self.strict = strict
         self.on_missing_payload = on_missing_payload
         self.payload_attr = payload_attr
@@ -173,14 +175,14 @@ class AuditFilter(logging.Filter):
             return self._reject(record, [("", _NO_PAYLOAD)], None)
         if raw is not None and type(raw) is not dict and not isinstance(raw, Mapping):
             return self._reject(record, [("", "audit payload must be an object")], None)
-        payload, problems = normalise(raw or {}, self._limits)
+        event_type = raw.get("event_type") if type(raw) is dict else None
+        payload, problems = normalise(raw or {}, self._limits, self._typed_fields(event_type))
         if collisions:
             problems.extend((f"/{name}", "collides with a LogRecord attribute")
                             for name in collisions)
         event_type = payload.get("event_type")
-        clashes = payload.keys() & _RESERVED
-        if clashes:
-            for key in sorted(clashes):
+        if not _RESERVED.isdisjoint(payload):
+            for key in sorted(payload.keys() & _RESERVED):
                 problems.append((f"/{safe_segment(key)}",
                                  "reserved: filled by the audit pipeline"
                                  if key in PROVENANCE_FIELDS else
@@ -189,17 +191,16 @@ class AuditFilter(logging.Filter):
         # Raw text is taken out before validation and hashed after it: the schema checks
         # what the caller gave, and never spends time re-checking our own hashes.
         raw_text: list[tuple[str, str]] = []
-        if type(event_type) is str and self._registry.is_known(event_type):
-            for raw_name, hashed_name in self._registry.pseudonymised_fields(event_type).items():
-                if raw_name not in payload:
-                    continue
-                value = payload.pop(raw_name)
-                if hashed_name in payload:
-                    problems.append((f"/{raw_name}", f"given together with {hashed_name}"))
-                elif type(value) is str:
-                    raw_text.append((hashed_name, value))
-                else:
-                    problems.append((f"/{raw_name}", "expected string"))
+        for raw_name, hashed_name in self._raw_fields(event_type):
+            if raw_name not in payload:
+                continue
+            value = payload.pop(raw_name)
+            if hashed_name in payload:
+                problems.append((f"/{raw_name}", f"given together with {hashed_name}"))
+            elif type(value) is str:
+                raw_text.append((hashed_name, value))
+            else:
+                problems.append((f"/{raw_name}", "expected string"))
         if not problems:
             problems.extend((p.field, p.reason) for p in self._registry.validate(payload))
         if problems:
@@ -215,6 +216,31 @@ class AuditFilter(logging.Filter):
         elif raw_text:
             self._replace_on_record(record, payload)
         return AuditState(payload, accepted=True)
+
+    def _typed_fields(self, event_type: object) -> frozenset[str]:
+        """Fields whose schema pins a scalar type (or an array of them): no NaN check needed."""
+        if type(event_type) is not str:
+            return frozenset()
+        typed = self._typed_cache.get(event_type)
+        if typed is None:
+            typed = frozenset()
+            if self._registry.is_known(event_type):
+                typed = _typed_properties(self._registry.schema_for(event_type))
+                self._typed_cache[event_type] = typed
+        return typed
+
+    def _raw_fields(self, event_type: object) -> tuple[tuple[str, str], ...]:
+        """(raw field, hashed field) pairs of an event type, looked up once per type."""
+        if type(event_type) is not str:
+            return ()
+        pairs = self._raw_cache.get(event_type)
+        if pairs is None:
+            registry = self._registry
+            pairs = (tuple(registry.pseudonymised_fields(event_type).items())
+                     if registry.is_known(event_type) else ())
+            if registry.is_known(event_type):
+                self._raw_cache[event_type] = pairs
+        return pairs
 
     def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any]) -> None:
         """Other handlers share this record: leave them keyed hashes, not raw text."""
@@ -254,6 +280,36 @@ class AuditFilter(logging.Filter):
         }
         body.update(self._provenance)
         return body
+
+
+_SCALAR_SCHEMA_TYPES: Final = frozenset({"string", "integer", "number", "boolean"})
+
+
+def _pinned_type(schema: Any, defs: dict[str, Any], depth: int = 0) -> str | None:
+    """The one JSON type a (sub)schema pins, following local $refs and allOf; else None."""
+    if not isinstance(schema, dict) or depth > 8:
+        return None
+    ref = schema.get("$ref")
+    if isinstance(ref, str) and ref.startswith("#/$defs/"):
+        return _pinned_type(defs.get(ref[len("#/$defs/"):]), defs, depth + 1)
+    kind = schema.get("type")
+    if kind is None and isinstance(schema.get("allOf"), list):
+        kinds = {_pinned_type(sub, defs, depth + 1) for sub in schema["allOf"]} - {None}
+        kind = kinds.pop() if len(kinds) == 1 else None
+    return kind if isinstance(kind, str) else None
+
+
+def _typed_properties(schema: dict[str, Any]) -> frozenset[str]:
+    """Top-level fields typed as a JSON scalar, or as an array of scalars."""
+    defs = schema.get("$defs", {})
+    typed = set()
+    for name, sub in schema.get("properties", {}).items():
+        kind = _pinned_type(sub, defs)
+        if kind in _SCALAR_SCHEMA_TYPES or (
+                kind == "array" and isinstance(sub, dict)
+                and _pinned_type(sub.get("items"), defs) in _SCALAR_SCHEMA_TYPES):
+            typed.add(name)
+    return frozenset(typed)
 
 
 class AuditLogger(logging.Logger):

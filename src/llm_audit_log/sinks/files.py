@@ -197,7 +197,7 @@ class AuditFileHandler(logging.Handler):
                     record, [("", f"formatting failed ({type(exc).__name__})")]))
             if self._fd is None:
                 self._open()
-            if self._should_roll(len(body)):
+            if (self.maxBytes or self._rollover_at is not None) and self._should_roll(len(body)):
                 self.doRollover()
             self._write(LineKind.EVENT, body)
         except RecursionError:
