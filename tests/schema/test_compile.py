@@ -1,6 +1,5 @@
 # Copyright 2026 llm-audit-log developers
 # SPDX-License-Identifier: Apache-2.0
-# ruff: noqa: SIM300 - the project writes `assert expected == actual` (tests/ style guide)
 """The JSON Schema subset compiler: every keyword, both ways, and what it refuses."""
 
 from __future__ import annotations

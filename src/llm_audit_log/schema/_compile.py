@@ -7,6 +7,13 @@ microseconds and must not pull in jsonschema at run time. Each schema is compile
 two closures per node: a boolean fast path that allocates nothing, and a slow path that
 collects problems. The slow path only runs when the fast path says no.
 
+The fast path is specialised while compiling: each node also records what it makes of a
+value of exactly ``str``, ``int`` or ``float`` (a length range, a set of strings, an
+interval; see :class:`~llm_audit_log.schema._nodes.Node`), and objects and arrays check such
+members inline rather than calling the member's closure. Anything else (subclasses, ``bool``,
+tuples, other mappings, ints beyond the inline window) goes to the generic closure, so the
+verdict is the same either way; ``tests/schema/test_fast_paths.py`` holds the two together.
+
 Supported keywords: ``type`` (one name or a list), ``properties``, ``required``,
 ``additionalProperties`` (boolean or schema), ``enum``, ``const``, ``minLength``,
 ``maxLength``, ``pattern``, ``minimum``, ``maximum``, ``exclusiveMinimum``,
@@ -33,12 +40,16 @@ is shown only if it is a plain identifier (see :func:`safe_segment`).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping
 from typing import Any, Final
 
 from llm_audit_log.schema._nodes import (
     ACCEPT,
+    ANY_STRING,
+    INT_WINDOW,
     MAX_PROBLEMS,
+    NO_STRING,
     REJECT,
     TYPES,
     Check,
@@ -47,6 +58,7 @@ from llm_audit_log.schema._nodes import (
     Ok,
     Problem,
     SchemaError,
+    StrSpec,
     always,
     escape,
     nothing,
@@ -195,12 +207,18 @@ def _compile(schema: Any, ctx: Context, where: str, *, root: bool = False) -> No
         type_reason = "expected " + " or ".join(names)
     if main is not None:
         parts.insert(0, main)  # a typed part checks the type itself on the fast path
-    elif type_ok is not None:
-        parts.insert(0, Node(type_ok, nothing))  # the checker reports a wrong type
+    elif type_ok is not None and names is not None:
+        parts.insert(0, _type_node(type_ok, names))  # the checker reports a wrong type
     if not parts:
         return ACCEPT
-    return Node(_all([p.ok for p in parts]),
-                 _checker(type_ok, type_reason, tuple(p.check for p in parts)))
+    generic = _all([p.ok for p in parts])
+    strs = _strings(parts, generic)
+    check = _checker(type_ok, type_reason, tuple(p.check for p in parts))
+    if len(parts) == 1:
+        only = parts[0]
+        return Node(_specialise(generic, strs, names), check, strs, only.ints, only.floats,
+                    only.str_list)
+    return Node(_specialise(generic, strs, names), check, strs)
 
 
 def _type_names(schema: Mapping[str, Any], where: str) -> list[str] | None:
@@ -221,6 +239,19 @@ def _type_predicate(names: list[str]) -> Ok:
     return lambda v: any(p(v) for p in predicates)
 
 
+_ANY_NUMBER: Final = (-math.inf, math.inf)
+
+
+def _type_node(type_ok: Ok, names: list[str]) -> Node:
+    """The type check alone, with what it makes of exact strs, ints and floats."""
+    strs = ANY_STRING if "string" in names else NO_STRING
+    if names == ["number"]:
+        return Node(type_ok, nothing, strs, _ANY_NUMBER, _ANY_NUMBER)
+    if names == ["integer"]:
+        return Node(type_ok, nothing, strs, _ANY_NUMBER)
+    return Node(type_ok, nothing, strs)
+
+
 def _all(oks: list[Ok]) -> Ok:
     if not oks:
         return always
@@ -231,6 +262,45 @@ def _all(oks: list[Ok]) -> Ok:
         return lambda v: a(v) and b(v)
     chain = tuple(oks)
     return lambda v: all(ok(v) for ok in chain)
+
+
+def _strings(parts: list[Node], ok: Ok) -> StrSpec:
+    """What all *parts* together make of an exact ``str`` (see :data:`StrSpec`)."""
+    low, high = ANY_STRING
+    sets: list[frozenset[str]] = []
+    known = True
+    for part in parts:
+        spec = part.strs
+        if spec is None:
+            known = False
+        elif isinstance(spec, frozenset):
+            sets.append(spec)
+        else:
+            low, high = max(low, spec[0]), min(high, spec[1])
+    if sets:
+        # Only these strings can pass; keep those the whole node accepts. They are exact
+        # strs, so the verdict holds for every exact str equal to one of them.
+        try:
+            return frozenset(text for text in frozenset.intersection(*sets) if ok(text))
+        except Exception:  # e.g. a $ref whose target is still being compiled
+            return None
+    if not known:
+        return None
+    return (low, high) if low <= high else NO_STRING
+
+
+def _specialise(generic: Ok, strs: StrSpec, names: list[str] | None) -> Ok:
+    """Decide exact ``str`` values inline when the node's verdict on them is known."""
+    if isinstance(strs, frozenset) and (names is None or names == ["string"]):
+        allowed = strs
+        return lambda v: v in allowed if type(v) is str else generic(v)
+    if isinstance(strs, tuple) and names == ["string"] and strs != ANY_STRING:
+        # Sufficient, not exact: a string longer than INT_WINDOW goes to generic too.
+        low, high = strs[0], min(strs[1], INT_WINDOW)
+        if low == 0:
+            return lambda v: (type(v) is str and len(v) <= high) or generic(v)
+        return lambda v: (type(v) is str and low <= len(v) <= high) or generic(v)
+    return generic
 
 
 def _checker(type_ok: Ok | None, type_reason: str, checks: tuple[Check, ...]) -> Check:
@@ -254,6 +324,11 @@ class CompiledSchema:
     def __init__(self, node: Node) -> None:
         self._ok = node.ok
         self._check = node.check
+
+    @property
+    def fast_path(self) -> Ok:
+        """The boolean fast path itself, for callers that guard it: it may raise."""
+        return self._ok
 
     def is_valid(self, instance: Any) -> bool:
         """Whether *instance* matches, without collecting problems."""

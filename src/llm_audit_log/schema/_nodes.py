@@ -13,9 +13,10 @@ from typing import Any, Final, NamedTuple
 from llm_audit_log.errors import ConfigurationError
 
 __all__ = [
-    "ACCEPT", "MAX_PROBLEMS", "NO_LIMIT", "REJECT", "TYPES", "Check", "FullError", "Node", "Ok",
-    "Problem", "SchemaError", "always", "escape", "is_array", "is_number", "is_numeric",
-    "json_equal", "nothing", "report", "safe_segment",
+    "ACCEPT", "ANY_STRING", "INT_WINDOW", "MAX_PROBLEMS", "NO_LIMIT", "NO_STRING", "REJECT",
+    "TYPES", "Check", "FullError", "Interval", "Node", "Ok", "Problem", "SchemaError", "StrSpec",
+    "always", "escape", "int_window", "is_array", "is_number", "is_numeric", "json_equal",
+    "nothing", "report", "safe_segment",
 ]
 
 #: Problems collected per payload before validation stops: a rejected record stays small.
@@ -59,11 +60,55 @@ Ok = Callable[[Any], bool]
 Check = Callable[[Any, str, list[Problem]], None]
 
 
+#: What a node makes of a value whose type is exactly ``str``: ``(low, high)`` means it is
+#: valid exactly when ``low <= len(value) <= high``, a frozenset that it is valid exactly when
+#: it is a member, ``None`` that the compiler cannot tell (a pattern, say). Containers use it to
+#: check their string members inline, without calling the member's ``ok``.
+StrSpec = tuple[int, int] | frozenset[str] | None
+
+#: Every ``str`` is valid / none is.
+ANY_STRING: Final[tuple[int, int]] = (0, NO_LIMIT)
+NO_STRING: Final[frozenset[str]] = frozenset()
+
+
+#: What a node makes of an exact ``int`` (``low <= value <= high``) or an exact ``float``
+#: (``low < value < high``, open so that NaN and the infinities fail); the bounds may be
+#: infinite. ``None``: the compiler cannot tell.
+Interval = tuple[float, float] | None
+
+
+#: Ints checked inline lie within +-INT_WINDOW: one-digit ints, which CPython compares
+#: fastest (an int against an infinite float bound is several times slower).
+INT_WINDOW: Final = 2**30 - 1
+
+
+def int_window(interval: tuple[float, float]) -> tuple[int, int]:
+    """The ints of *interval* within +-INT_WINDOW, as ``(floor, ceiling)``.
+
+    Inside the window an int is valid; outside it, the exact check decides. An empty window
+    is ``(1, 0)``.
+    """
+    floor = int(max(interval[0], -INT_WINDOW))
+    ceiling = int(min(interval[1], INT_WINDOW))
+    return (floor, ceiling) if floor <= ceiling else (1, 0)
+
+
 class Node(NamedTuple):
-    """A compiled schema: ``ok`` is the fast path, ``check`` collects problems."""
+    """A compiled schema: ``ok`` is the fast path, ``check`` collects problems.
+
+    ``strs``, ``ints`` and ``floats`` are exact summaries of ``ok`` for values of exactly
+    those types, when the compiler knows one, and ``str_list`` a sufficient one for a list of
+    strings: containers use them to check members inline.
+    """
 
     ok: Ok
     check: Check
+    strs: StrSpec = None
+    ints: Interval = None
+    floats: Interval = None
+    #: ``(fewest, most, low, high)``: an exact ``list`` of ``fewest`` to ``most`` exact strs,
+    #: each ``low`` to ``high`` code points long, is valid (a sufficient condition only).
+    str_list: tuple[int, int, int, int] | None = None
 
 
 class FullError(Exception):
@@ -92,8 +137,8 @@ def _not_allowed(_value: Any, path: str, out: list[Problem]) -> None:
     report(out, path, "not allowed")
 
 
-ACCEPT: Final = Node(always, nothing)
-REJECT: Final = Node(_never, _not_allowed)
+ACCEPT: Final = Node(always, nothing, ANY_STRING)
+REJECT: Final = Node(_never, _not_allowed, NO_STRING)
 
 
 # -- type predicates ---------------------------------------------------------------------

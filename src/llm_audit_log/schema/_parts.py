@@ -5,19 +5,27 @@
 from __future__ import annotations
 
 import copy
+import math
+import operator
 import re
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any, Final
 
 from llm_audit_log.schema._nodes import (
     ACCEPT,
+    ANY_STRING,
+    INT_WINDOW,
     NO_LIMIT,
+    NO_STRING,
     REJECT,
     TYPES,
+    Interval,
     Node,
+    Ok,
     Problem,
     SchemaError,
     escape,
+    int_window,
     is_number,
     is_numeric,
     json_equal,
@@ -93,6 +101,15 @@ def string_part(schema: Mapping[str, Any], _ctx: Context, where: str,
             return wrong_type
         return low <= len(value) <= high and (search is None or search(value) is not None)
 
+    if search is not None and typed is not None:
+        generic = ok
+        longest = min(high, INT_WINDOW)
+
+        def ok(value: Any) -> bool:
+            if type(value) is str and low <= len(value) <= longest:
+                return search(value) is not None
+            return generic(value)
+
     def check(value: Any, path: str, out: list[Problem]) -> None:
         if not isinstance(value, str):
             return
@@ -103,7 +120,7 @@ def string_part(schema: Mapping[str, Any], _ctx: Context, where: str,
         if search is not None and search(value) is None:
             report(out, path, "does not match the required pattern")
 
-    return Node(ok, check)
+    return Node(ok, check, None if search is not None else (low, high))
 
 
 def number_part(schema: Mapping[str, Any], _ctx: Context, where: str,
@@ -124,6 +141,15 @@ def number_part(schema: Mapping[str, Any], _ctx: Context, where: str,
                     or (above is not None and value <= above)
                     or (below is not None and value >= below))
 
+    fast: Ok = ok
+    ints: Interval = None
+    floats: Interval = None
+    if typed is not None:
+        ints = _int_interval(minimum, maximum, above, below)
+        if typed == "number":
+            floats = _float_interval(minimum, maximum, above, below)
+        fast = _typed_number(ok, ints, floats)
+
     def check(value: Any, path: str, out: list[Problem]) -> None:
         if not is_numeric(value):
             return
@@ -136,7 +162,97 @@ def number_part(schema: Mapping[str, Any], _ctx: Context, where: str,
         if below is not None and value >= below:
             report(out, path, f"must be less than {below}")
 
-    return Node(ok, check)
+    if typed is None:
+        return Node(ok, check, ANY_STRING)
+    return Node(fast, check, NO_STRING, ints, floats)
+
+
+def _int_interval(minimum: float | None, maximum: float | None, above: float | None,
+                  below: float | None) -> tuple[float, float]:
+    """The bounds as one closed interval for exact ints.
+
+    ``ceil``/``floor`` are exact on ints and floats, and Python compares an int with a float
+    (infinities included) exactly.
+    """
+    low: float = -math.inf
+    high: float = math.inf
+    if minimum is not None:
+        low = max(low, math.ceil(minimum))
+    if above is not None:
+        low = max(low, math.floor(above) + 1)
+    if maximum is not None:
+        high = min(high, math.floor(maximum))
+    if below is not None:
+        high = min(high, math.ceil(below) - 1)
+    return low, high
+
+
+def _float_interval(minimum: float | None, maximum: float | None, above: float | None,
+                    below: float | None) -> Interval:
+    """The bounds plus finiteness as one open interval for exact floats, if there is one."""
+    low = _float_bound(minimum, above, -math.inf)
+    high = _float_bound(maximum, below, math.inf)
+    return None if low is None or high is None else (low, high)
+
+
+def _float_bound(inclusive: float | None, exclusive: float | None,
+                 limit: float) -> float | None:
+    """The tightest exclusive float bound on one side (*limit* is -inf below, inf above).
+
+    For a float ``v``: ``v >= m`` exactly when ``v > nextafter(m, -inf)``, and ``v <= m``
+    exactly when ``v < nextafter(m, inf)``. ``None`` when a bound is an int that no float
+    represents exactly.
+    """
+    best = limit
+    for value, shift in ((inclusive, True), (exclusive, False)):
+        if value is None:
+            continue
+        try:
+            as_float = float(value)
+        except OverflowError:
+            return None
+        if as_float != value:
+            return None
+        bound = math.nextafter(as_float, limit) if shift else as_float
+        best = max(best, bound) if limit < 0 else min(best, bound)
+    return best
+
+
+def _typed_number(generic: Ok, ints: tuple[float, float], floats: Interval) -> Ok:
+    """Specialise a typed number check for exact ``int`` and, if known, exact ``float``.
+
+    Anything else (``bool``, subclasses, a float for ``integer``, an int outside
+    :func:`int_window`) takes the generic path.
+    """
+    low, high = ints
+    floor, ceiling = int_window(ints)
+    if floats is None:
+        if high == math.inf and low == floor:  # "integer >= n", the common shape
+            def ok(value: Any) -> bool:
+                if type(value) is int:
+                    return value >= floor
+                return generic(value)
+
+            return ok
+
+        def ok_int(value: Any) -> bool:
+            if type(value) is int and floor <= value <= ceiling:
+                return True
+            return generic(value)
+
+        return ok_int
+    low_open, high_open = floats
+
+    def ok_number(value: Any) -> bool:
+        kind = type(value)
+        if kind is float:
+            number: float = value
+            return low_open < number < high_open
+        if kind is int and floor <= value <= ceiling:
+            return True
+        return generic(value)
+
+    return ok_number
 
 
 def object_part(schema: Mapping[str, Any], ctx: Context, where: str,
@@ -160,20 +276,91 @@ def object_part(schema: Mapping[str, Any], ctx: Context, where: str,
     closed = extra is REJECT
     max_properties = _count(schema, "maxProperties", where)
     most = NO_LIMIT if max_properties is None else max_properties
+    sized = max_properties is not None  # no len() reaches NO_LIMIT: skip the comparison
     get = properties.get
     wrong_type = typed is None
+    extra_ok = None if extra is None else extra.ok
+    # The fast path calls each member's ok, except that a member of exactly str, int, float
+    # or list type is checked inline when its property's verdict on that type is known
+    # (Node.strs, .ints, .floats, .str_list). Where the inline check is only sufficient (it
+    # compares one-digit ints, see INT_WINDOW), a member it does not accept goes on to its
+    # own ok. An exact dict looks its required keys up in one C call: a missing one raises
+    # KeyError, and an exact dict has no __missing__ to run.
+    oks = {name: node.ok for name, node in properties.items()}
+    lengths = {name: (node.strs[0], min(node.strs[1], INT_WINDOW))
+               for name, node in properties.items() if isinstance(node.strs, tuple)}
+    members = {name: node.strs for name, node in properties.items()
+               if isinstance(node.strs, frozenset)}
+    int_windows = {name: int_window(node.ints) for name, node in properties.items()
+                   if node.ints}
+    float_bounds = {name: node.floats for name, node in properties.items() if node.floats}
+    str_lists = {name: (node.str_list[0], min(node.str_list[1], INT_WINDOW),
+                        node.str_list[2], min(node.str_list[3], INT_WINDOW))
+                 for name, node in properties.items() if node.str_list}
+    ok_for = oks.get
+    length_for = lengths.get
+    set_for = members.get
+    int_for = int_windows.get
+    float_for = float_bounds.get
+    str_list_for = str_lists.get
+    fetch_required = operator.itemgetter(*required) if required else None
 
     def ok(value: Any) -> bool:
-        if type(value) is not dict and not isinstance(value, Mapping):
-            return wrong_type
-        if len(value) > most or not value.keys() >= required_set:
-            return False
-        for key, member in value.items():
-            node = get(key)
-            if node is not None:
-                if not node.ok(member):
+        if type(value) is dict:
+            if sized and len(value) > most:
+                return False
+            if fetch_required is not None:
+                try:
+                    fetch_required(value)
+                except KeyError:
                     return False
-            elif closed or (extra is not None and not extra.ok(member)):
+        elif isinstance(value, Mapping):
+            if len(value) > most or not value.keys() >= required_set:
+                return False
+        else:
+            return wrong_type
+        for key, member in value.items():
+            kind = type(member)
+            if kind is str:
+                bounds = length_for(key)
+                if bounds is not None:
+                    low, high = bounds
+                    if low <= len(member) <= high:
+                        continue
+                else:
+                    allowed = set_for(key)
+                    if allowed is not None:
+                        if member in allowed:
+                            continue
+                        return False
+            elif kind is int:
+                window = int_for(key)
+                if window is not None:
+                    floor, ceiling = window
+                    if floor <= member <= ceiling:
+                        continue
+            elif kind is float:
+                interval = float_for(key)
+                if interval is not None:
+                    above, below = interval
+                    if above < member < below:
+                        continue
+                    return False
+            elif kind is list:
+                shape = str_list_for(key)
+                if shape is not None:
+                    fewest, most_items, shortest, longest = shape
+                    if fewest <= len(member) <= most_items:
+                        for item in member:
+                            if type(item) is not str or not shortest <= len(item) <= longest:
+                                break
+                        else:
+                            continue
+            member_ok = ok_for(key)
+            if member_ok is not None:
+                if not member_ok(member):
+                    return False
+            elif closed or (extra_ok is not None and not extra_ok(member)):
                 return False
         return True
 
@@ -196,7 +383,7 @@ def object_part(schema: Mapping[str, Any], ctx: Context, where: str,
             elif extra is not None and not extra.ok(member):
                 extra.check(member, f"{path}/{safe_segment(key)}", out)
 
-    return Node(ok, check)
+    return Node(ok, check, NO_STRING if typed is not None else ANY_STRING)
 
 
 def array_part(schema: Mapping[str, Any], ctx: Context, where: str,
@@ -218,6 +405,8 @@ def array_part(schema: Mapping[str, Any], ctx: Context, where: str,
             return False
         return item_ok is None or all(map(item_ok, value))
 
+    fast = _list_fast_path(ok, fewest, min(most, INT_WINDOW), items)
+
     def check(value: Any, path: str, out: list[Problem]) -> None:
         if not isinstance(value, (list, tuple)):
             return
@@ -231,7 +420,62 @@ def array_part(schema: Mapping[str, Any], ctx: Context, where: str,
                 if not item_ok(member):
                     items.check(member, f"{path}/{index}", out)
 
-    return Node(ok, check)
+    str_list = None
+    if typed is not None and isinstance(items.strs, tuple):
+        str_list = (fewest, most, *items.strs)
+    return Node(fast, check, NO_STRING if typed is not None else ANY_STRING, str_list=str_list)
+
+
+def _list_fast_path(generic: Ok, fewest: int, most: int, items: Node) -> Ok:
+    """Accept an exact list of *fewest* to *most* valid items without the generic checks.
+
+    String items are checked inline when the item's verdict on them is known; any item the
+    inline check does not accept goes to the item's own ok. Anything else (a tuple, a list
+    subclass, a count outside the window) takes *generic*, which is exact.
+    """
+    item_ok = items.ok
+    if items is ACCEPT:
+        def ok(value: Any) -> bool:
+            if type(value) is list and fewest <= len(value) <= most:
+                return True
+            return generic(value)
+
+        return ok
+    if isinstance(items.strs, tuple):
+        shortest, longest = items.strs[0], min(items.strs[1], INT_WINDOW)
+
+        def ok_lengths(value: Any) -> bool:
+            if type(value) is not list or not fewest <= len(value) <= most:
+                return generic(value)
+            for member in value:
+                if (type(member) is not str or not shortest <= len(member) <= longest) \
+                        and not item_ok(member):
+                    return False
+            return True
+
+        return ok_lengths
+    if isinstance(items.strs, frozenset) and items.strs:
+        allowed = items.strs
+
+        def ok_members(value: Any) -> bool:
+            if type(value) is not list or not fewest <= len(value) <= most:
+                return generic(value)
+            for member in value:
+                if (type(member) is not str or member not in allowed) and not item_ok(member):
+                    return False
+            return True
+
+        return ok_members
+
+    def ok_items(value: Any) -> bool:
+        if type(value) is not list or not fewest <= len(value) <= most:
+            return generic(value)
+        for member in value:  # noqa: SIM110 - a loop calls Python faster than all(map())
+            if not item_ok(member):
+                return False
+        return True
+
+    return ok_items
 
 
 def generic_parts(schema: Mapping[str, Any], ctx: Context, where: str) -> list[Node]:
@@ -259,10 +503,16 @@ def generic_parts(schema: Mapping[str, Any], ctx: Context, where: str) -> list[N
 
 
 def _one_of_values(allowed: list[Any], reason: str) -> Node:
-    if all(isinstance(v, str) for v in allowed):
+    # An exact str equals only the exact strs among the values (json_equal compares strings
+    # with ==); a str subclass among them could redefine ==, so then the verdict is unknown.
+    texts = [v for v in allowed if isinstance(v, str)]
+    strs = frozenset(texts) if all(type(v) is str for v in texts) else None
+    if len(texts) == len(allowed):
         strings = frozenset(allowed)
 
         def ok(value: Any) -> bool:
+            if type(value) is str:
+                return value in strings
             return isinstance(value, str) and value in strings
     else:
         def ok(value: Any) -> bool:
@@ -272,4 +522,4 @@ def _one_of_values(allowed: list[Any], reason: str) -> Node:
         if not ok(value):
             report(out, path, reason)
 
-    return Node(ok, check)
+    return Node(ok, check, strs)

@@ -30,6 +30,7 @@ from llm_audit_log.schema._compile import (
     SchemaError,
     compile_schema,
 )
+from llm_audit_log.schema._nodes import Ok
 
 __all__ = ["EventSchemaRegistry", "default_registry"]
 
@@ -47,12 +48,13 @@ _CATEGORY_KEYS: Final = frozenset({
 _EVENT_TYPE_PROBLEM: Final = "/event_type"
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class _Entry:
     """One event type: its merged schema and what the filter needs to know about it."""
 
     schema: dict[str, Any]
     compiled: CompiledSchema
+    ok: Ok  # compiled's fast path, unguarded: it may raise
     declared: frozenset[str]
     pseudonymised: Mapping[str, str]
     builtin: bool
@@ -170,6 +172,7 @@ def _entry(merged: dict[str, Any], *, builtin: bool, origin: str) -> _Entry:
     return _Entry(
         schema=merged,
         compiled=compiled,
+        ok=compiled.fast_path,
         declared=frozenset(merged["properties"]),
         pseudonymised=MappingProxyType(dict(merged.get(_PSEUDONYMISE, {}))),
         builtin=builtin,
@@ -256,6 +259,16 @@ class EventSchemaRegistry:
         Never raises and never echoes a value: an unknown event type is reported as
         ``unknown event type`` without its name.
         """
+        if type(payload) is dict:  # the hot path: a plain dict, usually valid
+            event_type = payload.get("event_type")
+            if type(event_type) is str:
+                entry = self._entries.get(event_type)
+                if entry is not None:
+                    try:
+                        valid = entry.ok(payload)
+                    except Exception:
+                        valid = False  # validate() meets the same failure and reports it
+                    return [] if valid else entry.compiled.validate(payload)
         candidate: object = payload  # typed callers aside, any JSON value may arrive here
         if type(candidate) is not dict and not isinstance(candidate, Mapping):
             return [Problem("", "expected object")]
