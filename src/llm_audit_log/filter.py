@@ -15,6 +15,7 @@ values; with ``strict=True`` the filter raises :class:`AuditPayloadError` instea
 from __future__ import annotations
 
 import logging
+import time
 from collections.abc import Mapping
 from typing import Any, Final
 
@@ -147,9 +148,16 @@ class AuditFilter(logging.Filter):
         except AuditPayloadError:
             raise
         except Exception as exc:  # fail visible, never break the caller
-            state = AuditState(self.rejected_body(
-                record, [("", f"internal error while processing ({type(exc).__name__})")]),
-                accepted=False)
+            problem = [("", f"internal error while processing ({type(exc).__name__})")]
+            try:
+                state = AuditState(self.rejected_body(record, problem), accepted=False)
+            except Exception:  # the record itself is broken (e.g. its attributes replaced)
+                state = AuditState({"event_type": REJECTED_EVENT_TYPE, "status": "failure",
+                                    "rejected_event_type": None,
+                                    "problems": [{"field": "", "reason": problem[0][1]}],
+                                    "timestamp": format_timestamp(time.time()),
+                                    "event_id": new_event_id(), **self._provenance},
+                                   accepted=False)
         record.__dict__[STATE_ATTR] = state
         return state
 
@@ -167,16 +175,23 @@ class AuditFilter(logging.Filter):
         return flat, False
 
     def _process(self, record: logging.LogRecord) -> AuditState:
-        raw, nested = self._extract(record)
-        collisions = record.__dict__.get(_COLLISIONS_ATTR, ())
+        attrs = record.__dict__
+        raw = attrs.get(self.payload_attr)
+        nested = raw is not None
+        if not nested:
+            raw, _ = self._extract(record)
+        collisions = attrs.get(_COLLISIONS_ATTR, ())
         if raw is None and not collisions:
             if self.on_missing_payload == "ignore":
                 return _DROP
             return self._reject(record, [("", _NO_PAYLOAD)], None)
-        if raw is not None and type(raw) is not dict and not isinstance(raw, Mapping):
+        if type(raw) is dict:
+            typed = self._typed_fields(raw.get("event_type"))
+        elif raw is None or isinstance(raw, Mapping):
+            typed = frozenset()
+        else:
             return self._reject(record, [("", "audit payload must be an object")], None)
-        event_type = raw.get("event_type") if type(raw) is dict else None
-        payload, problems = normalise(raw or {}, self._limits, self._typed_fields(event_type))
+        payload, problems = normalise(raw or {}, self._limits, typed)
         if collisions:
             problems.extend((f"/{name}", "collides with a LogRecord attribute")
                             for name in collisions)
@@ -208,7 +223,7 @@ class AuditFilter(logging.Filter):
         pseudonymise = self._keyring.pseudonymise
         for hashed_name, value in raw_text:
             payload[hashed_name] = pseudonymise(value)
-        payload["timestamp"] = format_timestamp(record.created)
+        payload["timestamp"] = format_timestamp(_created(record))
         payload["event_id"] = new_event_id()
         payload.update(self._provenance)
         if nested:
@@ -275,7 +290,7 @@ class AuditFilter(logging.Filter):
             "status": "failure",
             "rejected_event_type": shown,
             "problems": [{"field": f, "reason": r} for f, r in problems[:50]],
-            "timestamp": format_timestamp(record.created),
+            "timestamp": format_timestamp(_created(record)),
             "event_id": new_event_id(),
         }
         body.update(self._provenance)
@@ -310,6 +325,14 @@ def _typed_properties(schema: dict[str, Any]) -> frozenset[str]:
                 and _pinned_type(sub.get("items"), defs) in _SCALAR_SCHEMA_TYPES):
             typed.add(name)
     return frozenset(typed)
+
+
+def _created(record: logging.LogRecord) -> float:
+    """The record's creation time, or now if something replaced it with a non-time."""
+    created = record.__dict__.get("created")
+    if type(created) is float and 0.0 <= created < 1e11:
+        return created
+    return time.time()
 
 
 class AuditLogger(logging.Logger):

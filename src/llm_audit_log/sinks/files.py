@@ -136,6 +136,9 @@ class AuditFileHandler(logging.Handler):
             raise ConfigurationError("interval must be a positive integer")
         self.baseFilename = os.path.abspath(os.fspath(filename))
         self.maxBytes = maxBytes
+        # Past this many bytes (plus the next body) a rotation check is due.
+        self._size_limit = (maxBytes - _ENVELOPE_RESERVE - _FOOTER_RESERVE if maxBytes
+                            else sys.maxsize)
         self.interval = interval
         self.utc = True
         self.delay = delay
@@ -197,8 +200,9 @@ class AuditFileHandler(logging.Handler):
                     record, [("", f"formatting failed ({type(exc).__name__})")]))
             if self._fd is None:
                 self._open()
-            if (self.maxBytes or self._rollover_at is not None) and self._should_roll(len(body)):
-                self.doRollover()
+            if self._size + len(body) > self._size_limit or self._rollover_at is not None:
+                if self._should_roll(len(body)):
+                    self.doRollover()
             self._write(LineKind.EVENT, body)
         except RecursionError:
             raise
@@ -275,7 +279,7 @@ class AuditFileHandler(logging.Handler):
         fd = self._fd
         assert chain is not None
         assert fd is not None
-        line, line_hash = chain.seal(kind, body, utc_now())
+        line, line_hash = chain.seal(kind, body, format_timestamp(time.time()))
         try:
             written = os.write(fd, line)
             while written < len(line):  # only on errors such as a full disk
@@ -284,7 +288,8 @@ class AuditFileHandler(logging.Handler):
             self._lost += 1
             self._abandon_file()
             raise
-        chain.advance(line_hash)
+        chain.next_seq += 1  # the line is written: only now does the chain advance
+        chain.prev_hash = line_hash
         self._size += len(line)
         self._lines += 1
         if self._fsync_every:
