@@ -40,6 +40,7 @@ PROVENANCE_FIELDS: Final = frozenset({
 })
 _MISSING_POLICIES: Final = ("reject", "ignore")
 _RESERVED: Final = PROVENANCE_FIELDS | LOGRECORD_ATTRS
+_NOT_PAYLOAD: Final = LOGRECORD_ATTRS | FOREIGN_ATTRS
 _NO_PAYLOAD: Final = "no audit payload (extra={'audit': {...}} or flat extras with event_type)"
 
 
@@ -162,24 +163,19 @@ class AuditFilter(logging.Filter):
         return state
 
     # -- stages -----------------------------------------------------------------------------
-    def _extract(self, record: logging.LogRecord) -> tuple[Any, bool]:
-        """Return (payload or None, nested?)."""
+    def _flat_payload(self, record: logging.LogRecord) -> dict[str, Any] | None:
+        """Flat extras carrying ``event_type``: every attribute a LogRecord does not have."""
         attrs = record.__dict__
-        nested = attrs.get(self.payload_attr)
-        if nested is not None:
-            return nested, True
         if "event_type" not in attrs:
-            return None, False
-        flat = {k: v for k, v in attrs.items()
-                if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"}
-        return flat, False
+            return None
+        return {k: attrs[k] for k in attrs.keys() - _NOT_PAYLOAD if k[:1] != "_"}
 
     def _process(self, record: logging.LogRecord) -> AuditState:
         attrs = record.__dict__
         raw = attrs.get(self.payload_attr)
         nested = raw is not None
         if not nested:
-            raw, _ = self._extract(record)
+            raw = self._flat_payload(record)
         collisions = attrs.get(_COLLISIONS_ATTR, ())
         if raw is None and not collisions:
             if self.on_missing_payload == "ignore":

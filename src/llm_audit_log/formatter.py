@@ -44,8 +44,10 @@ class AuditFormatter(OrjsonFormatter):
         state = record.__dict__.get(STATE_ATTR)
         if state is None:
             raise UnprocessedRecordError("record was not processed by the audit filter")
+        # The body is this record's own processed copy: completing it in place is
+        # idempotent (the same fields, the same values), so no second copy is made.
         data: dict[str, Any] = (
-            {**self.static_fields, **state.body} if self.static_fields else {**state.body})
+            {**self.static_fields, **state.body} if self.static_fields else state.body)
         data["message"] = record.getMessage()
         data["logger"] = record.name
         data["level"] = record.levelname
