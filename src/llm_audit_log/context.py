@@ -8,8 +8,8 @@ Fills the provenance that no caller may set: a time-ordered unique ``event_id``
 
 from __future__ import annotations
 
+import itertools
 import os
-import random
 import socket
 import time
 
@@ -36,32 +36,39 @@ def utc_now() -> str:
     return format_timestamp(time.time())
 
 
-_rng = random.Random()  # noqa: S311 - uniqueness, not secrecy; reseeded after fork
+class _IdState:
+    """Per-process random parts of event ids, drawn again in every forked child."""
+
+    __slots__ = ("counter", "rand_a", "rand_b")
+
+    def __init__(self) -> None:
+        self.draw()
+
+    def draw(self) -> None:
+        rand = int.from_bytes(os.urandom(8), "big")
+        self.rand_a = f"{rand & 0xFFF:03x}"  # 12 bits
+        self.rand_b = f"{0x8000 | (rand >> 12) & 0x3FFF:04x}-{(rand >> 26) & 0xFFFF:04x}"
+        self.counter = itertools.count(rand >> 42).__next__
 
 
-def _reseed() -> None:
-    _rng.seed(os.urandom(16))
-
-
-_reseed()
-os.register_at_fork(after_in_child=_reseed)
+_ids = _IdState()
+os.register_at_fork(after_in_child=_ids.draw)
 
 
 def new_event_id() -> str:
     """
     A UUIDv7 string: sortable by creation time (milliseconds), unique everywhere.
 
-    74 random bits per id make a collision among a billion ids in one millisecond
-    vanishingly unlikely; order within a log comes from the chain's sequence numbers.
+    Besides the timestamp it holds 42 random bits drawn once per process and a 32-bit
+    counter (starting at a random value), so ids never repeat within a process and
+    collide across processes only if both of those match in the same millisecond.
     """
     ms = time.time_ns() // 1_000_000
-    rand = _rng.getrandbits(74)
-    value = (ms << 80) | (0x7 << 76) | ((rand >> 62) << 64) | (0b10 << 62) | (rand & _LOW62)
-    h = f"{value:032x}"
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    state = _ids
+    return (f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7{state.rand_a}-{state.rand_b}"
+            f"{state.counter() & 0xFFFFFFFF:08x}")
 
 
-_LOW62 = (1 << 62) - 1
 _host: str | None = None
 
 

@@ -110,8 +110,8 @@ class Keyring:
     One key id is *active* and signs new lines; the others still verify old ones.
     """
 
-    __slots__ = ("_infos", "_macs", "_pseudonym", "_pseudonym_key", "_secrets", "active_kid",
-                 "pseudonym_kid", "source")
+    __slots__ = ("_infos", "_macs", "_pseudonym", "_pseudonym_key", "_pseudonym_prefix",
+                 "_secrets", "active_kid", "pseudonym_kid", "source")
 
     def __init__(
         self,
@@ -143,6 +143,7 @@ class Keyring:
         self._macs = {kid: HMAC(secret, hashes.SHA256()) for kid, secret in self._secrets.items()}
         self._pseudonym_key = pseudonym_key
         self._pseudonym = HMAC(pseudonym_key, hashes.SHA256())
+        self._pseudonym_prefix = f"{PSEUDONYM_ALG}:{pseudonym_kid}:"
 
     # -- never leak ---------------------------------------------------------------------
     def __repr__(self) -> str:
@@ -200,7 +201,7 @@ class Keyring:
         """Keyed hash of raw text, naming algorithm and key id: ``hmac-sha256:<kid>:<hex>``."""
         h = self._pseudonym.copy()
         h.update(text.encode("utf-8", "surrogatepass"))
-        return f"{PSEUDONYM_ALG}:{self.pseudonym_kid}:{h.finalize().hex()}"
+        return self._pseudonym_prefix + h.finalize().hex()
 
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod

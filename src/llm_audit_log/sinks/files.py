@@ -200,10 +200,10 @@ class AuditFileHandler(logging.Handler):
                     record, [("", f"formatting failed ({type(exc).__name__})")]))
             if self._fd is None:
                 self._open()
-            if self._size + len(body) > self._size_limit or self._rollover_at is not None:
-                if self._should_roll(len(body)):
-                    self.doRollover()
-            self._write(LineKind.EVENT, body)
+            if (self._size + len(body) > self._size_limit or self._rollover_at is not None) \
+                    and self._should_roll(len(body)):
+                self.doRollover()
+            self._write(LineKind.EVENT, body, record.__dict__[STATE_ATTR].body.get("timestamp"))
         except RecursionError:
             raise
         except Exception:
@@ -274,12 +274,13 @@ class AuditFileHandler(logging.Handler):
             pass
 
     # -- writing ----------------------------------------------------------------------------
-    def _write(self, kind: str, body: str) -> None:
+    def _write(self, kind: str, body: str, ts: str | None = None) -> None:
+        """Seal and write one line; ``ts`` is the record's own time (now if not given)."""
         chain = self._chain
         fd = self._fd
         assert chain is not None
         assert fd is not None
-        line, line_hash = chain.seal(kind, body, format_timestamp(time.time()))
+        line, line_hash = chain.seal(kind, body, ts or format_timestamp(time.time()))
         try:
             written = os.write(fd, line)
             while written < len(line):  # only on errors such as a full disk

@@ -11,8 +11,10 @@ lines found later in the wrong place have had the chance to fill them.
 
 from __future__ import annotations
 
+import datetime as dt
 import hashlib
 import itertools
+import math
 from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -31,6 +33,9 @@ from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Severity,
 
 __all__ = ["verify_files"]
 
+#: Threads stamp records before they take the handler's lock, so neighbouring lines may be
+#: a little out of time order; only larger backward steps are reported.
+CLOCK_TOLERANCE = 1.0
 _ANCHOR_SEARCH = 64  # lines read per file, at most, to place it in its log
 _SEEN_WINDOW = 200_000  # recent (seq -> hash) kept to tell duplicates from forks
 REJECTED_EVENT_TYPE = "audit.rejected"
@@ -224,8 +229,10 @@ class _LogWalk:
         elif expected is not None and line.prev != self.prev_hash and not self.after_bad:
             self.find(Verdict.TAMPERED, path, "previous-line hash does not match: chain broken",
                       raw, seq)
-        if line.ts < self.last_ts:
-            self.find(Verdict.CLOCK_STEP, path, "timestamp earlier than the previous line's",
+        if line.ts < self.last_ts and _seconds_between(line.ts, self.last_ts) > CLOCK_TOLERANCE:
+            self.find(Verdict.CLOCK_STEP, path,
+                      f"timestamp more than {CLOCK_TOLERANCE:g} s earlier than the previous "
+                      "line's (the clock stepped back; order comes from sequence numbers)",
                       raw, seq)
         self.last_ts = line.ts
         self.next_seq = seq + 1
@@ -491,6 +498,16 @@ def _reframed(data: bytes) -> bytes | None:
     """The line without a trailing CR or leading BOM, if it had either."""
     out = data.removeprefix(_BOM).removesuffix(b"\r")
     return out if len(out) != len(data) else None
+
+
+def _seconds_between(earlier: str, later: str) -> float:
+    """Seconds from ``earlier`` to ``later`` (our ISO-8601 Z form); inf if unparsable."""
+    try:
+        a = dt.datetime.strptime(earlier, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        b = dt.datetime.strptime(later, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+    except ValueError:
+        return math.inf
+    return (b - a).total_seconds()
 
 
 def _anchor(path: str, keyring: Keyring) -> _FileInfo:
