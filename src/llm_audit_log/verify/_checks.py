@@ -503,8 +503,8 @@ def _reframed(data: bytes) -> bytes | None:
 def _seconds_between(earlier: str, later: str) -> float:
     """Seconds from ``earlier`` to ``later`` (our ISO-8601 Z form); inf if unparsable."""
     try:
-        a = dt.datetime.strptime(earlier, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
-        b = dt.datetime.strptime(later, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.UTC)
+        a = dt.datetime.strptime(earlier, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
+        b = dt.datetime.strptime(later, "%Y-%m-%dT%H:%M:%S.%fZ").replace(tzinfo=dt.timezone.utc)
     except ValueError:
         return math.inf
     return (b - a).total_seconds()
