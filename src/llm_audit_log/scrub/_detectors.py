@@ -1,0 +1,281 @@
+"""
+Built-in detectors, grouped by the cheap check that lets them run.
+
+A finder is ``find(text, tl, out)``: *tl* is the gate's translated view of *text* (same
+positions), and each finding is appended to *out* as ``(start, end, kind)``. Finders
+are grouped into families keyed by one gate check each (:data:`FAMILIES`); the scrubber
+evaluates each family's check once and runs only the finders behind the checks that
+fired, so a finder never repeats the test that admitted it. A finder's own literal test
+only separates the members of a family.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+from collections.abc import Callable
+from typing import Final
+from urllib.parse import urlsplit
+
+from llm_audit_log.scrub import _patterns as p
+from llm_audit_log.scrub._keys import normalise_key
+from llm_audit_log.scrub._numbers import find_numeric
+from llm_audit_log.scrub._validators import (
+    github_checksum_ok,
+    jwt_ok,
+    sas_signature_ok,
+)
+
+__all__ = ["FAMILIES", "KEY_VALUE_KINDS", "Finder", "Span", "key_value_finder"]
+
+Span = tuple[int, int, str]
+Finder = Callable[[str, str, list[Span]], None]
+#: Decides whether a key name is credential-like (the scrubber adds configured names).
+KeyPredicate = Callable[[str], bool]
+
+
+def _aws_access_key_id(text: str, _tl: str, out: list[Span]) -> None:
+    out.extend((m.start(), m.end(), "AWS_ACCESS_KEY_ID")
+               for m in p.AWS_ACCESS_KEY_ID.finditer(text))
+
+
+def _google(text: str, _tl: str, out: list[Span]) -> None:
+    if "AIza" in text:
+        out.extend((m.start(), m.end(), "GOOGLE_API_KEY") for m in p.GOOGLE_API_KEY.finditer(text))
+
+
+def _azure_account_key(text: str, _tl: str, out: list[Span]) -> None:
+    if "AccountKey=" in text:
+        out.extend((m.start(1), m.end(1), "AZURE_KEY") for m in p.AZURE_ACCOUNT_KEY.finditer(text))
+
+
+def _azure_shared(text: str, tl: str, out: list[Span]) -> None:
+    if "accesskey:" in tl:
+        out.extend((m.start(1), m.end(1), "AZURE_KEY") for m in p.AZURE_SHARED_KEY.finditer(text))
+    if "sig=" in text:
+        out.extend((m.start(1), m.end(1), "AZURE_KEY") for m in p.AZURE_SAS_SIG.finditer(text)
+                   if sas_signature_ok(m.group(1)))
+
+
+def _github(text: str, _tl: str, out: list[Span]) -> None:
+    out.extend((m.start(), m.end(), "GITHUB_TOKEN") for m in p.GITHUB_CLASSIC.finditer(text)
+               if github_checksum_ok(m.group(1)))
+    if "github_pat_" in text:
+        out.extend((m.start(), m.end(), "GITHUB_TOKEN") for m in p.GITHUB_FINE.finditer(text))
+
+
+def _openai(text: str, _tl: str, out: list[Span]) -> None:
+    if p.OPENAI_MARKER in text:
+        out.extend((m.start(), m.end(), "OPENAI_KEY") for m in p.OPENAI_KEY.finditer(text)
+                   if p.OPENAI_MARKER in m.group() and not m.group().startswith("sk-ant-"))
+
+
+def _anthropic(text: str, _tl: str, out: list[Span]) -> None:
+    if "sk-ant-" in text:
+        out.extend((m.start(), m.end(), "ANTHROPIC_KEY") for m in p.ANTHROPIC_KEY.finditer(text))
+
+
+def _stripe(text: str, tl: str, out: list[Span]) -> None:
+    for literal in ("k:live:", "k:test:"):
+        index = tl.find(literal)
+        while index > 0:
+            start = index - 1
+            match = p.STRIPE_KEY.match(text, start)
+            if match is not None and (start == 0 or not text[start - 1].isalnum()):
+                out.append((start, match.end(), "STRIPE_KEY"))
+            index = tl.find(literal, index + 1)
+
+
+def _slack_token(text: str, _tl: str, out: list[Span]) -> None:
+    out.extend((m.start(), m.end(), "SLACK_TOKEN") for m in p.SLACK_TOKEN.finditer(text)
+               if any(char.isdigit() for char in m.group()))
+
+
+def _slack_webhook(text: str, _tl: str, out: list[Span]) -> None:
+    for m in p.SLACK_WEBHOOK.finditer(text):
+        start = m.start()
+        for scheme in ("https://", "http://"):
+            if text.startswith(scheme, start - len(scheme)):
+                start -= len(scheme)
+                break
+        out.append((start, m.end(), "SLACK_WEBHOOK"))
+
+
+def _jwt(text: str, _tl: str, out: list[Span]) -> None:
+    if "eyJ" in text:
+        out.extend((m.start(), m.end(), "JWT") for m in p.JWT.finditer(text) if jwt_ok(m.group()))
+
+
+def _private_key(text: str, _tl: str, out: list[Span]) -> None:
+    position = 0
+    while True:
+        match = p.PEM_BEGIN.search(text, position)
+        if match is None:
+            return
+        end_marker = f"-----END {match.group(1)}-----"
+        end = text.find(end_marker, match.end())
+        if end == -1:  # no END: the rest of the field is key material
+            out.append((match.start(), len(text), "PRIVATE_KEY"))
+            return
+        position = end + len(end_marker)
+        out.append((match.start(), position, "PRIVATE_KEY"))
+
+
+def _url_password(text: str, _tl: str, out: list[Span]) -> None:
+    index = text.find("://")
+    while index != -1:
+        authority = p.URL_AUTHORITY.match(text, index + 3)
+        if authority is not None and "@" in authority.group():
+            _url_password_in(text, index, authority.group(), out)
+        index = text.find("://", index + 3)
+
+
+def _url_password_in(text: str, index: int, authority: str, out: list[Span]) -> None:
+    scheme = p.URL_SCHEME_REVERSED.match(text[max(0, index - 32):index][::-1])
+    url = (scheme.group()[::-1] if scheme else "x") + "://" + authority
+    try:
+        password = urlsplit(url).password
+    except ValueError:  # malformed port or host: fall back to the same split by hand
+        password = authority.rpartition("@")[0].partition(":")[2]
+    if not password:
+        return
+    userinfo = authority.rpartition("@")[0]
+    start = index + 3 + userinfo.find(":") + 1
+    out.append((start, start + len(password), "URL_PASSWORD"))
+
+
+def _email(text: str, _tl: str, out: list[Span]) -> None:
+    at = text.find("@")
+    while at != -1:
+        local = p.EMAIL_LOCAL_REVERSED.match(text[max(0, at - 65):at][::-1])
+        domain = p.EMAIL_DOMAIN.match(text, at + 1) if local is not None else None
+        if local is not None and domain is not None:
+            # A local part longer than 64 characters is cut to its last 64: fail closed.
+            start = at - local.end()
+            if not _in_url_userinfo(text, start):
+                out.append((start, domain.end(), "EMAIL"))
+        at = text.find("@", at + 1)
+
+
+def _in_url_userinfo(text: str, start: int) -> bool:
+    """Inside ``scheme://user:pw@host``: the userinfo belongs to URL_PASSWORD."""
+    scheme = text.rfind("://", max(0, start - 1100), start)
+    if scheme == -1:
+        return False
+    authority = text[scheme + 3:start]
+    return not any(char in authority for char in _AUTHORITY_ENDS)
+
+
+_AUTHORITY_ENDS: Final = frozenset("/?# \t\r\n\"'<>`")
+
+
+def _bearer(text: str, tl: str, out: list[Span]) -> None:
+    index = tl.find("bearer")
+    while index != -1:
+        match = p.BEARER.match(text, index)
+        if match is not None and (index == 0 or not text[index - 1].isalnum()):
+            token = match.group(1)
+            if any(c.isdigit() for c in token) and len(token) >= 12:
+                out.append((match.start(1), match.end(1), "AUTH_HEADER"))
+        index = tl.find("bearer", index + 6)
+
+
+def _ip_address(text: str, _tl: str, out: list[Span]) -> None:
+    if "." in text:
+        for m in p.IPV4.finditer(text):
+            if p.IP_VERSION_CONTEXT.search(text, max(0, m.start() - 12), m.start()):
+                continue
+            if _valid_ip(m.group()):
+                out.append((m.start(), m.end(), "IP_ADDRESS"))
+    if ":" in text:
+        out.extend((m.start(), m.end(), "IP_ADDRESS") for m in p.IPV6.finditer(text)
+                   if m.group().strip(":") and _valid_ip(m.group()))
+
+
+def _valid_ip(candidate: str) -> bool:
+    try:
+        ipaddress.ip_address(candidate)
+    except ValueError:
+        return False
+    return True
+
+
+def key_value_finder(is_secret_key: KeyPredicate, enabled: frozenset[str]) -> Finder:
+    """
+    ``key=value`` / ``"key": "value"`` in free text, the key deciding (SECRET_FIELD).
+
+    Authorization and ``X-Api-Key`` values are AUTH_HEADER and a 40-character value in
+    an AWS context is AWS_SECRET_KEY; with those kinds disabled they fall back to
+    SECRET_FIELD, so switching a kind off never lets a credential through.
+    """
+
+    def kind_for(kind: str) -> str:
+        return kind if kind in enabled else "SECRET_FIELD"
+
+    auth, aws = kind_for("AUTH_HEADER"), kind_for("AWS_SECRET_KEY")
+
+    def find(text: str, tl: str, out: list[Span]) -> None:
+        for separator in p.KEY_SEPARATOR.finditer(tl):
+            _key_value_at(text, separator.start(), is_secret_key, out, (auth, aws))
+
+    return find
+
+
+def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Span],
+                  kinds: tuple[str, str]) -> None:
+    auth, aws = kinds
+    back = p.KEY_REVERSED.match(text[max(0, sep - 72):sep][::-1])
+    if back is None:
+        return
+    key = back.group(1)[::-1]
+    normal = normalise_key(key)
+    if normal in ("authorization", "proxyauthorization"):
+        value = p.AUTH_VALUE.match(text, sep)
+        if value is not None:
+            out.append((value.start("value"), value.end("value"), auth))
+        return
+    # A hit on ``_`` inside a name (``ghp_``, ``sk_live_``) has no separator: no match.
+    match = p.KEY_VALUE.match(text, sep)
+    if match is None:
+        return
+    group = match.lastgroup or "bare"
+    found = match.group(group)
+    if found in ("null", "None", "true", "false"):
+        return
+    start, end = match.span(group)
+    if p.AWS_SECRET_SHAPE.fullmatch(found) and p.HEX_ONLY.fullmatch(found) is None and (
+            "secret" in normal or "aws" in text[max(0, sep - 48):sep].lower()):
+        out.append((start, end, aws))
+    elif normal == "xapikey":
+        out.append((start, end, auth))
+    elif is_secret_key(key):
+        out.append((start, end, "SECRET_FIELD"))
+
+
+#: Family name -> (kinds, finder) pairs; each family runs behind one gate check (see
+#: ``Scrubber._detect``): ``at`` ``@``; ``j`` ``J``; ``pem`` ``-----BEGIN``; ``hook``
+#: ``hooks.slack.com``; ``a`` the CAPITAL_A regex; ``x`` the Slack prefix regex;
+#: ``digits`` ``+`` or a digit run; ``bearer`` ``bearer``; ``separator`` KEY_SEPARATOR.
+FAMILIES: Final[dict[str, tuple[tuple[frozenset[str], Finder], ...]]] = {
+    "at": ((frozenset({"EMAIL"}), _email), (frozenset({"URL_PASSWORD"}), _url_password)),
+    "j": ((frozenset({"JWT"}), _jwt), (frozenset({"OPENAI_KEY"}), _openai)),
+    "pem": ((frozenset({"PRIVATE_KEY"}), _private_key),),
+    "hook": ((frozenset({"SLACK_WEBHOOK"}), _slack_webhook),),
+    "a": (
+        (frozenset({"AWS_ACCESS_KEY_ID"}), _aws_access_key_id),
+        (frozenset({"GOOGLE_API_KEY"}), _google),
+        (frozenset({"AZURE_KEY"}), _azure_account_key),
+        (frozenset({"ANTHROPIC_KEY"}), _anthropic),
+    ),
+    "x": ((frozenset({"SLACK_TOKEN"}), _slack_token),),
+    "digits": ((frozenset({"US_SSN", "CARD_NUMBER", "PHONE", "IBAN"}), find_numeric),),
+    "bearer": ((frozenset({"AUTH_HEADER"}), _bearer),),
+    "separator": (
+        (frozenset({"GITHUB_TOKEN"}), _github),
+        (frozenset({"STRIPE_KEY"}), _stripe),
+        (frozenset({"AZURE_KEY"}), _azure_shared),
+    ),
+    "ip": ((frozenset({"IP_ADDRESS"}), _ip_address),),
+}
+#: Kinds the key/value finder reports; it joins the ``separator`` family per scrubber
+#: (configured key names).
+KEY_VALUE_KINDS: Final = frozenset({"SECRET_FIELD", "AUTH_HEADER", "AWS_SECRET_KEY"})

@@ -1,0 +1,45 @@
+"""
+Credential-like key names: the key decides, whatever the value looks like.
+
+A key is compared after normalising: lower case, separators (``-``, ``_``, ``.``, space)
+removed, so ``apiKey``, ``API-KEY`` and ``x_api_key`` all end in ``apikey``. A key is a
+secret key when its normal form ends with one of :data:`SECRET_KEY_SUFFIXES` or contains
+one of :data:`SECRET_KEY_PARTS`. Counters such as ``tokens_input``, ``token_count`` and
+``max_tokens`` end otherwise and stay visible.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+__all__ = ["SECRET_KEY_PARTS", "SECRET_KEY_SUFFIXES", "builtin_secret_key", "normalise_key"]
+
+#: A normalised key ending with one of these is a secret key.
+SECRET_KEY_SUFFIXES: Final = (
+    "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey",
+    "accesskey", "secretkey", "privatekey", "signingkey", "encryptionkey", "masterkey",
+    "accountkey", "sharedaccesskey", "subscriptionkey", "authorization", "auth",
+    "credential", "credentials", "cookie", "cookies",
+)
+#: A normalised key containing one of these is a secret key (``password_confirmation``).
+SECRET_KEY_PARTS: Final = ("password", "passwd", "passphrase", "privatekey", "clientsecret")
+
+#: The last letters of the suffixes, as they appear in the gate's translated text, where
+#: separators are spaces; the scrubber's cheap gate looks for them before ``:`` or ``=``.
+KEY_TAILS: Final = (
+    "word", "swd", "pwd", "hrase", "cret", "rets", "oken", "key", "rization", "auth",
+    "ntial", "tials", "ookie", "okies",
+)
+
+_SEPARATORS: Final = str.maketrans("", "", "-_. ")
+
+
+def normalise_key(key: str) -> str:
+    """Lower case without separators: ``X-Api-Key`` -> ``xapikey``."""
+    return key.lower().translate(_SEPARATORS)
+
+
+def builtin_secret_key(normal: str) -> bool:
+    """Whether a normalised key names a credential."""
+    return normal.endswith(SECRET_KEY_SUFFIXES) or any(
+        part in normal for part in SECRET_KEY_PARTS)

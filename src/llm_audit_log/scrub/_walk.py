@@ -1,0 +1,166 @@
+"""
+The payload side of the Scrubber: walk dicts, lists and tuples, and gate them at once.
+
+A payload is usually clean, so it is first *collected*: its strings are gathered (keys
+known to be clean and not credential-like are skipped) and the gate runs once over
+their join. Only when that fires, or a key is new, credential-like or dirty, is the
+payload *walked*: every string scrubbed, values under credential keys redacted whole,
+and only the containers on the path to a change copied.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any, Final
+
+from llm_audit_log.scrub._config import Marker
+from llm_audit_log.scrub._patterns import TRANSLATION, gate
+from llm_audit_log.scrub._validators import card_ok
+
+__all__ = ["MAX_DEPTH", "SCRUB_ERROR_MARKER", "PayloadWalk", "bump"]
+
+#: Nesting deeper than this is redacted as a scrub error rather than walked.
+MAX_DEPTH: Final = 64
+#: Integers this large are checked as card numbers (13+ digits).
+_CARD_INT: Final = 10**12
+#: Clean key names remembered at most (schemas repeat them; a flood of new ones is not).
+_CLEAN_KEYS: Final = 2048
+#: What a string becomes when scrubbing it raised.
+SCRUB_ERROR_MARKER: Final = "[REDACTED:SCRUB_ERROR]"
+
+
+def bump(counts: dict[str, int], kind: str) -> None:
+    """Count one marker of *kind*."""
+    counts[kind] = counts.get(kind, 0) + 1
+
+
+class PayloadWalk:
+    """Mixed into :class:`Scrubber`: the payload walk, over the attributes it sets."""
+
+    __slots__ = ()
+    _allowlist: frozenset[str]
+    _clean_keys: set[object]
+    _enabled: frozenset[str]
+    _extra_gates: tuple[re.Pattern[str], ...]
+    _marker: Marker
+    _max_chars: int
+    _redact_fields: bool
+
+    def scrub_text(self, text: str, counts: dict[str, int]) -> str:
+        raise NotImplementedError
+
+    def is_secret_key(self, key: str) -> bool:
+        raise NotImplementedError
+
+    def _render(self, kind: str, value: str) -> str:
+        raise NotImplementedError
+
+    def _collect(self, value: Any, strings: list[str], depth: int) -> bool:
+        """Gather the strings of a plain payload; False when it needs the full walk."""
+        if depth > MAX_DEPTH:
+            return False
+        if type(value) is dict:
+            clean_keys = self._clean_keys
+            if not clean_keys.issuperset(value):
+                for key in value:
+                    if key not in clean_keys and not self._learn_key(key):
+                        return False
+            value = value.values()
+        append = strings.append
+        for item in value:
+            kind = type(item)
+            if kind is str:
+                append(item)
+            elif kind is int:
+                if item >= _CARD_INT or item <= -_CARD_INT:
+                    return False
+            elif kind is list or kind is tuple or kind is dict:
+                if not self._collect(item, strings, depth + 1):
+                    return False
+            elif item is not None and kind is not float and kind is not bool:
+                return False
+        return True
+
+    def _learn_key(self, key: object) -> bool:
+        """Whether a key may take the fast path (a clean, non-credential name)."""
+        if type(key) is not str:
+            return not isinstance(key, str)
+        if self._redact_fields and self.is_secret_key(key):
+            return False
+        if self._strings_hit([key]):
+            return False
+        if len(self._clean_keys) < _CLEAN_KEYS:
+            self._clean_keys.add(key)
+        return True
+
+    def _strings_hit(self, strings: list[str]) -> bool:
+        if not strings:
+            return False
+        joined = "\n".join(strings)
+        if len(joined) > self._max_chars:
+            return True
+        tl = joined.encode("ascii", "replace").translate(TRANSLATION).decode("ascii")
+        if gate(joined, tl):
+            return True
+        return any(pattern.search(text) is not None
+                   for pattern in self._extra_gates for text in strings)
+
+    def _walk(self, value: Any, counts: dict[str, int], depth: int) -> Any:
+        if isinstance(value, str):
+            return self.scrub_text(value, counts)
+        if depth > MAX_DEPTH:
+            bump(counts, "SCRUB_ERROR")
+            return SCRUB_ERROR_MARKER
+        if isinstance(value, dict):
+            return self._walk_dict(value, counts, depth, secret=False)
+        if isinstance(value, list | tuple):
+            items = [self._walk(item, counts, depth + 1) for item in value]
+            return _rebuilt(value, items)
+        if type(value) is int and (value >= _CARD_INT or value <= -_CARD_INT) and (
+                "CARD_NUMBER" in self._enabled and card_ok(str(abs(value)))):
+            bump(counts, "CARD_NUMBER")
+            return self._render("CARD_NUMBER", str(value))
+        return value
+
+    def _walk_dict(self, value: dict[Any, Any], counts: dict[str, int], depth: int, *,
+                   secret: bool) -> dict[Any, Any]:
+        result: dict[Any, Any] = {}
+        changed = False
+        for key, item in value.items():
+            new_key = self.scrub_text(key, counts) if isinstance(key, str) else key
+            if secret or (self._redact_fields and isinstance(key, str)
+                          and self.is_secret_key(key)):
+                new_item = self._redact_whole(item, counts, depth + 1)
+            else:
+                new_item = self._walk(item, counts, depth + 1)
+            if new_key is not key or new_item is not item:
+                changed = True
+            while new_key in result:  # two keys scrubbed to one marker: keep both
+                new_key = f"{new_key}#"
+            result[new_key] = new_item
+        return result if changed else value
+
+    def _redact_whole(self, value: Any, counts: dict[str, int], depth: int) -> Any:
+        """A value under a credential key: every scalar in it becomes a marker."""
+        if value is None:
+            return None
+        if depth > MAX_DEPTH:
+            bump(counts, "SCRUB_ERROR")
+            return SCRUB_ERROR_MARKER
+        if isinstance(value, dict):
+            return self._walk_dict(value, counts, depth, secret=True)
+        if isinstance(value, list | tuple):
+            items = [self._redact_whole(item, counts, depth + 1) for item in value]
+            return _rebuilt(value, items)
+        text = value if isinstance(value, str) else str(value)
+        if text in self._allowlist or self._marker.pattern.fullmatch(text):
+            return value
+        bump(counts, "SECRET_FIELD")
+        return self._render("SECRET_FIELD", text)
+
+
+def _rebuilt(original: list[Any] | tuple[Any, ...], items: list[Any]) -> Any:
+    for old, new in zip(original, items, strict=True):
+        if old is not new:
+            return tuple(items) if isinstance(original, tuple) else items
+    return original

@@ -1,0 +1,418 @@
+"""The Scrubber API: strings, payloads, configuration, bounds and failing closed."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import time
+
+import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from llm_audit_log.errors import ConfigurationError
+from llm_audit_log.scrub import DETECTOR_KINDS, SCRUB_ERROR_MARKER, Scrubber, _detectors, _patterns
+
+KEY = b"scrub-test-key-0123456789abcdef"
+
+
+def digest(value: str) -> str:
+    return hmac.new(KEY, value.encode(), hashlib.sha256).hexdigest()
+
+
+def marker(kind: str, value: str) -> str:
+    return f"[REDACTED:{kind}:{digest(value)[:12]}]"
+
+
+@pytest.fixture
+def scrubber() -> Scrubber:
+    return Scrubber(digest=digest)
+
+
+class TestScrubText:
+    def test_clean_text_is_the_same_object(self, scrubber):
+        """Nothing found: the very same string comes back and nothing is counted."""
+        text = "model gpt-4o-mini answered in 830 ms with 512 tokens"
+        counts: dict[str, int] = {}
+        assert text is scrubber.scrub_text(text, counts)
+        assert {} == counts
+
+    def test_marker_is_kind_and_keyed_hash(self, scrubber):
+        """The default marker carries the kind and 12 hex characters of the digest."""
+        counts: dict[str, int] = {}
+        out = scrubber.scrub_text("mail ops@example.com now", counts)
+        assert f"mail {marker('EMAIL', 'ops@example.com')} now" == out
+        assert {"EMAIL": 1} == counts
+
+    def test_url_credentials_keep_the_user(self, scrubber):
+        """Only the password of ``scheme://user:password@host`` is redacted."""
+        out = scrubber.scrub_text("db postgres://app:s3cr3t@db.example.com/app", {})
+        assert f"db postgres://app:{marker('URL_PASSWORD', 's3cr3t')}@db.example.com/app" == out
+
+    def test_url_without_password_stays(self, scrubber):
+        """A user-only authority and plain URLs are not credentials."""
+        text = "clone ssh://git@example.com/org/repo.git and https://example.com/a?b=c"
+        assert text == scrubber.scrub_text(text, {})
+
+    def test_pem_without_end_is_redacted_to_the_end(self, scrubber):
+        """A private key cut off before its END line takes the rest of the field with it."""
+        begin = "-----BEGIN " + "PRIVATE KEY-----"
+        text = f"key: {begin}\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\nmore material"
+        out = scrubber.scrub_text(text, {})
+        assert out.startswith("key: [REDACTED:PRIVATE_KEY:")
+        assert out.endswith("]")
+
+    def test_pem_labels_must_pair(self, scrubber):
+        """An END line with another label does not close the block."""
+        begin, end = "-----BEGIN RSA " + "PRIVATE KEY-----", "-----END EC " + "PRIVATE KEY-----"
+        out = scrubber.scrub_text(f"{begin}\nAAAA\n{end}\ntrailing text", {})
+        assert "trailing text" not in out
+
+    def test_free_text_key_values(self, scrubber):
+        """``key=value`` and JSON-style pairs under credential-like keys are redacted."""
+        out = scrubber.scrub_text('login password=hunter2 then {"apiKey": "abc def"}', {})
+        assert "hunter2" not in out
+        assert "abc def" not in out
+        assert out.startswith("login password=[REDACTED:SECRET_FIELD:")
+
+    def test_authorization_header(self, scrubber):
+        """The scheme stays, the credentials go."""
+        out = scrubber.scrub_text("Authorization: Bearer abc123def456ghi789", {})
+        assert f"Authorization: Bearer {marker('AUTH_HEADER', 'abc123def456ghi789')}" == out
+
+    def test_truncation_marker(self):
+        """Past max_chars the rest becomes a marker with the number of characters cut."""
+        small = Scrubber(digest=digest, max_chars=100)
+        text = "word " * 40
+        counts: dict[str, int] = {}
+        out = small.scrub_text(text, counts)
+        assert out.startswith("word word")
+        assert out.endswith("word[TRUNCATED:101 chars]")
+        assert len(out) < len(text)
+        assert {"TRUNCATED": 1} == counts
+
+    def test_truncation_never_cuts_a_secret_in_half(self):
+        """The cut backs off to whitespace, so a token straddling it is dropped whole."""
+        small = Scrubber(digest=digest, max_chars=100)
+        token = "ghp_" + "A" * 36
+        out = small.scrub_text("x " * 45 + token + " tail", {})
+        assert "ghp_" not in out
+        assert "AAAA" not in out
+
+    def test_secret_after_the_cap_is_gone(self):
+        """Text beyond the cap never reaches the output, scanned or not."""
+        small = Scrubber(digest=digest, max_chars=100)
+        out = small.scrub_text("a" * 200 + " ops@example.com", {})
+        assert "ops@example.com" not in out
+
+
+class TestScrubValue:
+    def test_clean_payload_is_the_same_object(self, scrubber):
+        """A clean nested payload comes back as the same object."""
+        payload = {"model": "gpt-4o", "tokens_input": 512, "tokens_output": 64,
+                   "token_count": 3, "max_tokens": 4096, "latency_ms": 830.5, "ok": True,
+                   "tags": ["a", "b"], "meta": {"trace": "4bf92f3577b34da6a3ce929d0e0e4736"},
+                   "pair": ("x", None)}
+        assert payload is scrubber.scrub_value(payload, {})
+
+    def test_keys_are_scrubbed(self, scrubber):
+        """Dict keys are strings too."""
+        out = scrubber.scrub_value({"ops@example.com": 1}, {})
+        assert {marker("EMAIL", "ops@example.com"): 1} == out
+
+    def test_credential_keys_redact_whole_values(self, scrubber):
+        """Under credential-like keys every scalar goes, whatever it looks like."""
+        payload = {"password": "a", "apiKey": 12345, "API-KEY": True, "x_api_key": 1.5,
+                   "client_secret": None, "tokens_input": 7, "note": "fine"}
+        counts: dict[str, int] = {}
+        out = scrubber.scrub_value(payload, counts)
+        assert marker("SECRET_FIELD", "a") == out["password"]
+        assert marker("SECRET_FIELD", "12345") == out["apiKey"]
+        assert marker("SECRET_FIELD", "True") == out["API-KEY"]
+        assert marker("SECRET_FIELD", "1.5") == out["x_api_key"]
+        assert out["client_secret"] is None
+        assert 7 == out["tokens_input"]
+        assert "fine" == out["note"]
+        assert {"SECRET_FIELD": 4} == counts
+        assert "a" == payload["password"]  # the input is not modified
+
+    def test_containers_under_credential_keys(self, scrubber):
+        """A dict or list under a credential key has every leaf redacted, structure kept."""
+        out = scrubber.scrub_value({"credentials": {"user": "bob", "pins": [1, 2]}}, {})
+        assert marker("SECRET_FIELD", "bob") == out["credentials"]["user"]
+        assert [marker("SECRET_FIELD", "1"), marker("SECRET_FIELD", "2")] == \
+            out["credentials"]["pins"]
+
+    def test_nested_lists_and_tuples(self, scrubber):
+        """Lists and tuples are walked; tuples stay tuples."""
+        out = scrubber.scrub_value(["ok", ("ops@example.com", 3)], {})
+        assert ["ok", (marker("EMAIL", "ops@example.com"), 3)] == out
+
+    def test_unchanged_branches_are_shared(self, scrubber):
+        """Only the containers on the path to a change are copied."""
+        inner = {"model": "gpt-4o"}
+        payload = {"a": inner, "b": "ops@example.com"}
+        out = scrubber.scrub_value(payload, {})
+        assert out["a"] is inner
+
+    def test_card_number_as_integer(self, scrubber):
+        """A card number logged as an int is found too."""
+        assert marker("CARD_NUMBER", "4111111111111111") == scrubber.scrub_value(
+            {"n": 4111111111111111}, {})["n"]
+
+    def test_other_objects_pass_through(self, scrubber):
+        """Objects the walk does not know are left alone (the filter normalises first)."""
+        thing = object()
+        assert thing is scrubber.scrub_value(thing, {})
+
+    def test_colliding_keys_are_both_kept(self):
+        """Two keys scrubbed to one fixed marker do not overwrite each other."""
+        fixed = Scrubber(digest=digest, marker="fixed")
+        out = fixed.scrub_value({"a@example.com": 1, "b@example.com": 2}, {})
+        assert [1, 2] == sorted(out.values())
+
+    def test_deep_nesting_fails_closed(self, scrubber):
+        """A payload nested past the walk's limit is redacted rather than walked."""
+        deep: list[object] = ["ops@example.com"]
+        for _ in range(100):
+            deep = [deep]
+        counts: dict[str, int] = {}
+        out = scrubber.scrub_value(deep, counts)
+        assert "ops@example.com" not in repr(out)
+        assert counts.get("SCRUB_ERROR")
+
+
+class TestSecretKeys:
+    @pytest.mark.parametrize("key", [
+        "password", "passwd", "pwd", "secret", "client_secret", "api_key", "apikey", "apiKey",
+        "API-KEY", "x_api_key", "X-Api-Key", "token", "access_token", "refresh_token",
+        "authorization", "private_key", "credentials", "db_password", "password_confirmation",
+        "AWS_SECRET_ACCESS_KEY", "set-cookie",
+    ])
+    def test_credential_keys(self, scrubber, key):
+        """Case and separators do not matter."""
+        assert scrubber.is_secret_key(key)
+
+    @pytest.mark.parametrize("key", [
+        "tokens_input", "tokens_output", "token_count", "max_tokens", "input_tokens",
+        "model", "author", "session_id", "keyword", "monkey_count", "cache_hits",
+    ])
+    def test_ordinary_keys(self, scrubber, key):
+        """Token counters and other ordinary names are not credentials."""
+        assert not scrubber.is_secret_key(key)
+
+    def test_extra_secret_keys(self):
+        """Configured names are compared normalised."""
+        extra = Scrubber(digest=digest, secret_keys=["pin_code"])
+        assert extra.is_secret_key("PinCode")
+        assert marker("SECRET_FIELD", "1234") == extra.scrub_value({"PIN-CODE": 1234}, {})[
+            "PIN-CODE"]
+
+
+class TestConfiguration:
+    def test_allowlist(self):
+        """Allowlisted values are never redacted."""
+        allowing = Scrubber(digest=digest, allowlist=["support@example.com"])
+        text = "write to support@example.com or ops@example.com"
+        out = allowing.scrub_text(text, {})
+        assert "support@example.com" in out
+        assert "ops@example.com" not in out
+
+    def test_custom_pattern(self):
+        """Custom kinds are compiled at construction and reported by name."""
+        custom = Scrubber(digest=digest, custom_patterns={"INTERNAL_ID": r"EMP-[0-9]{6}"})
+        counts: dict[str, int] = {}
+        assert f"id {marker('INTERNAL_ID', 'EMP-123456')}" == custom.scrub_text(
+            "id EMP-123456", counts)
+        assert {"INTERNAL_ID": 1} == counts
+        assert {"v": marker("INTERNAL_ID", "EMP-000001")} == custom.scrub_value(
+            {"v": "EMP-000001"}, {})
+
+    def test_disable_a_detector(self):
+        """A disabled kind is left alone; the others still run."""
+        no_email = Scrubber(digest=digest, disable=["EMAIL"])
+        out = no_email.scrub_text("ops@example.com 123-45-6789", {})
+        assert out.startswith("ops@example.com [REDACTED:US_SSN:")
+
+    def test_disabled_kinds_fall_back_to_secret_field(self):
+        """With AUTH_HEADER off, an Authorization value is still redacted, as SECRET_FIELD."""
+        no_auth = Scrubber(digest=digest, disable=["AUTH_HEADER"])
+        out = no_auth.scrub_text("Authorization: Basic dXNlcjpwYXNz", {})
+        assert out.startswith("Authorization: Basic [REDACTED:SECRET_FIELD:")
+
+    def test_only_some_detectors(self):
+        """``detectors`` picks the kinds to run."""
+        only = Scrubber(digest=digest, detectors=["US_SSN"])
+        assert "ops@example.com" in only.scrub_text("ops@example.com", {})
+        assert "SECRET_FIELD" not in str(only.scrub_value({"password": "x"}, {}))
+
+    def test_ip_addresses_opt_in(self):
+        """IP addresses are found only when asked for, and validated."""
+        text = "client 203.0.113.7 via 2001:db8::1 build 10.2.3.4 bad 999.1.1.1"
+        assert text == Scrubber(digest=digest).scrub_text(text, {})
+        out = Scrubber(digest=digest, ip_addresses=True).scrub_text(text, {})
+        assert "203.0.113.7" not in out
+        assert "2001:db8::1" not in out
+        assert "999.1.1.1" in out
+
+    @pytest.mark.parametrize(("style", "expected"), [
+        ("typed", "[REDACTED:EMAIL]"),
+        ("fixed", "[REDACTED]"),
+        ("typed-hash", marker("EMAIL", "ops@example.com")),
+        ("<{kind}#{hash}>", f"<EMAIL#{digest('ops@example.com')[:12]}>"),
+    ])
+    def test_marker_styles(self, style, expected):
+        """Named styles and format strings."""
+        styled = Scrubber(digest=digest, marker=style)
+        assert f"to {expected}" == styled.scrub_text("to ops@example.com", {})
+
+    @pytest.mark.parametrize(("options", "named"), [
+        ({"detectors": ["EMAIL", "NOPE"]}, "detectors"),
+        ({"detectors": "EMAIL"}, "detectors"),
+        ({"disable": ["NOPE"]}, "disable"),
+        ({"custom_patterns": {"ID": "a*"}}, "custom_patterns['ID']"),
+        ({"custom_patterns": {"ID": r"\b"}}, "custom_patterns['ID']"),
+        ({"custom_patterns": {"ID": "(?=x)"}}, "custom_patterns['ID']"),
+        ({"custom_patterns": {"ID": "("}}, "custom_patterns['ID']"),
+        ({"custom_patterns": {"lower": "x"}}, "custom_patterns['lower']"),
+        ({"custom_patterns": {"EMAIL": "x"}}, "custom_patterns['EMAIL']"),
+        ({"custom_patterns": ["x"]}, "custom_patterns"),
+        ({"secret_keys": [""]}, "secret_keys"),
+        ({"allowlist": "abc"}, "allowlist"),
+        ({"marker": "{value}"}, "marker"),
+        ({"marker": "{kind!r}"}, "marker"),
+        ({"marker": ""}, "marker"),
+        ({"marker": "{"}, "marker"),
+        ({"ip_addresses": "yes"}, "ip_addresses"),
+        ({"max_chars": 10}, "max_chars"),
+        ({"max_chars": True}, "max_chars"),
+        ({"digest": "sha256"}, "digest"),
+        ({"digest": lambda v: "XYZ"}, "digest"),
+        ({"digest": lambda v: 1 / 0}, "digest"),
+    ])
+    def test_invalid_configuration_names_the_option(self, options, named):
+        """Bad options raise ConfigurationError (a ValueError) naming the option."""
+        arguments = {"digest": digest, **options}
+        with pytest.raises(ConfigurationError, match=f"^{__import__('re').escape(named)}"):
+            Scrubber(**arguments)
+
+    def test_kinds_are_public(self):
+        """DETECTOR_KINDS lists the built-in kind names."""
+        assert {"EMAIL", "AWS_ACCESS_KEY_ID", "SECRET_FIELD", "IP_ADDRESS"} <= DETECTOR_KINDS
+        assert len(DETECTOR_KINDS) == 21
+
+
+class TestFailClosed:
+    def test_a_raising_detector_redacts_the_whole_string(self, monkeypatch):
+        """If anything inside raises, the string becomes SCRUB_ERROR and scrubbing goes on."""
+        def boom(text, tl, out):
+            raise RuntimeError("detector bug")
+
+        monkeypatch.setitem(_detectors.FAMILIES, "at", ((frozenset({"EMAIL"}), boom),))
+        broken = Scrubber(digest=digest)
+        counts: dict[str, int] = {}
+        assert SCRUB_ERROR_MARKER == broken.scrub_text("mail ops@example.com", counts)
+        assert {"SCRUB_ERROR": 1} == counts
+        out = broken.scrub_value({"a": "ops@example.com", "b": "123-45-6789"}, counts)
+        assert {"a": SCRUB_ERROR_MARKER, "b": marker("US_SSN", "123-45-6789")} == out
+
+    def test_a_raising_digest_fails_closed(self):
+        """A digest that starts failing after construction cannot leak the value."""
+        calls = []
+
+        def flaky(value: str) -> str:
+            calls.append(value)
+            if len(calls) > 1:
+                raise OSError("key store gone")
+            return digest(value)
+
+        counts: dict[str, int] = {}
+        assert SCRUB_ERROR_MARKER == Scrubber(digest=flaky).scrub_text("ops@example.com", counts)
+        assert {"SCRUB_ERROR": 1} == counts
+
+
+ADVERSARIAL = {
+    "letters": "a" * 100_000,
+    "digits": "1" * 100_000,
+    "at_flood": "@" * 100_000,
+    "at_words": "a@" * 50_000,
+    "dots": "a." * 50_000,
+    "spaced_digits": "1 " * 50_000,
+    "dashed_digits": "12-" * 33_000,
+    "key_values": "password=" * 11_000,
+    "base64ish": "eyJ" + "A" * 99_997,
+    "url_userinfo": "https://" + "a:" * 49_000 + "@",
+    "pem_begins": ("-----BEGIN " + "PRIVATE KEY-----") * 3_000,
+    "hex": "0123456789abcdef" * 6_250,
+    "bearer": "bearer " * 14_000,
+    "plus_digits": "+1" * 50_000,
+    "capitals": "AKIA" * 25_000,
+    "underscores": "sk_live_" * 12_500,
+    "colons": "a:" * 50_000,
+}
+
+
+class TestBounded:
+    @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
+    def test_adversarial_input_is_fast(self, name):
+        """No catastrophic backtracking: each 100k-character input scrubs in < 0.5 s."""
+        wide = Scrubber(digest=digest, ip_addresses=True, max_chars=200_000)
+        start = time.perf_counter()
+        wide.scrub_text(ADVERSARIAL[name], {})
+        assert time.perf_counter() - start < 0.5
+
+    def test_time_grows_linearly(self):
+        """Ten times the input takes far less than a hundred times as long."""
+        wide = Scrubber(digest=digest, max_chars=1_000_000)
+
+        def cost(size: int) -> float:
+            text = ("1 a@b " * size)[: 6 * size]
+            start = time.perf_counter()
+            wide.scrub_text(text, {})
+            return time.perf_counter() - start
+
+        cost(1_000)
+        assert cost(100_000) < 30 * max(cost(10_000), 1e-4)
+
+
+class TestProperties:
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(alphabet=st.sampled_from('aAxJ@+-_:=." 0123456789bearkeyghpsk'), max_size=80)
+           | st.text(max_size=200))
+    def test_gate_and_family_checks_agree(self, text):
+        """The payload gate fires exactly when some detector family would run."""
+        scrubber = Scrubber(digest=digest)
+        tl = _patterns.translate(text)
+        assert _patterns.gate(text, tl) == (scrubber._detect(text, tl) is not None)
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.text(max_size=400))
+    def test_any_text_scrubs_and_is_idempotent(self, text):
+        """scrub_text never raises, and scrubbing its output again changes nothing."""
+        scrubber = Scrubber(digest=digest, ip_addresses=True)
+        once = scrubber.scrub_text(text, {})
+        assert once == scrubber.scrub_text(once, {})
+
+    @settings(max_examples=500, deadline=None)
+    @given(st.lists(st.sampled_from([
+        "ops@example.com", "password=", "hunter2", " ", "4111 1111 1111 1111", "123-45-6789",
+        "+1 415 555 0132", "Bearer ", "abc123def456ghi", "https://u:p@h/x", ":", "=", '"',
+        "sk_live_" + "a" * 24, "AKIA", "2001:db8::1", "10.2.3.4", "\n", "[REDACTED:X:abc]",
+    ]), max_size=12).map(" ".join))
+    def test_adversarial_mixtures_are_idempotent(self, text):
+        """Mixtures of detector fragments, separated as words are, settle after one pass."""
+        scrubber = Scrubber(digest=digest, ip_addresses=True)
+        once = scrubber.scrub_text(text, {})
+        assert once == scrubber.scrub_text(once, {})
+
+    @settings(max_examples=150, deadline=None)
+    @given(st.recursive(
+        st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=30),
+        lambda children: st.lists(children, max_size=4)
+        | st.dictionaries(st.text(max_size=12), children, max_size=4),
+        max_leaves=20))
+    def test_any_payload_scrubs(self, value):
+        """scrub_value never raises on JSON-like payloads, and settles after one pass."""
+        scrubber = Scrubber(digest=digest)
+        once = scrubber.scrub_value(value, {})
+        assert once == scrubber.scrub_value(once, {})
