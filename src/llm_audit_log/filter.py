@@ -24,6 +24,7 @@ from llm_audit_log.context import format_timestamp, host_name, new_event_id
 from llm_audit_log.errors import AuditPayloadError, ConfigurationError
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.schema import EventSchemaRegistry, default_registry
+from llm_audit_log.scrub_filter import make_scrubber, scrub_record_text
 
 __all__ = ["PROVENANCE_FIELDS", "REJECTED_EVENT_TYPE", "AuditFilter", "AuditLogger",
            "AuditState", "get_logger"]
@@ -36,7 +37,7 @@ REJECTED_EVENT_TYPE: Final = "audit.rejected"
 PROVENANCE_FIELDS: Final = frozenset({
     "timestamp", "event_id", "environment", "app_version", "host", "service",
     "logger", "level", "message", "exception", "stack_info", "problems",
-    "rejected_event_type",
+    "rejected_event_type", "scrubbed",
 })
 _MISSING_POLICIES: Final = ("reject", "ignore")
 _RESERVED: Final = PROVENANCE_FIELDS | LOGRECORD_ATTRS
@@ -76,6 +77,9 @@ class AuditFilter(logging.Filter):
         payload_attr: the ``extra`` key that holds a nested payload.
         max_payload_bytes / max_depth / max_items: payload bounds.
         event_types: custom event types, ``{"billing.charge": schema-or-path}``.
+        scrubbing: stage 3 options (see :class:`~llm_audit_log.ScrubFilter`): ``true``
+            (default), ``false``, or a mapping such as ``{"disable": ["PHONE"],
+            "allowlist": ["support@example.com"]}``.
 
     """
 
@@ -94,6 +98,7 @@ class AuditFilter(logging.Filter):
         max_depth: int = 16,
         max_items: int = 1_000,
         event_types: Mapping[str, Any] | None = None,
+        scrubbing: Mapping[str, Any] | bool = True,
     ) -> None:
         super().__init__(name)
         if on_missing_payload not in _MISSING_POLICIES:
@@ -109,6 +114,7 @@ class AuditFilter(logging.Filter):
             if text is not None and (not isinstance(text, str) or len(text) > 64):
                 raise ConfigurationError(f"{option} must be a string of at most 64 characters")
         self._keyring = load_keyring(keyring)
+        self._scrubber = make_scrubber(self._keyring, scrubbing)
         if event_types:
             self._registry = EventSchemaRegistry()
             # dictConfig hands nested dicts over as converting dicts: copy item by item.
@@ -172,6 +178,10 @@ class AuditFilter(logging.Filter):
 
     def _process(self, record: logging.LogRecord) -> AuditState:
         attrs = record.__dict__
+        scrubber = self._scrubber
+        counts: dict[str, int] = {}
+        if scrubber is not None and (record.exc_info or record.exc_text or record.stack_info):
+            scrub_record_text(record, scrubber, counts)  # rare: tracebacks are scrubbed now
         raw = attrs.get(self.payload_attr)
         nested = raw is not None
         if not nested:
@@ -180,13 +190,14 @@ class AuditFilter(logging.Filter):
         if raw is None and not collisions:
             if self.on_missing_payload == "ignore":
                 return _DROP
-            return self._reject(record, [("", _NO_PAYLOAD)], None)
+            return self._reject(record, [("", _NO_PAYLOAD)], None, counts)
         if type(raw) is dict:
             typed = self._typed_fields(raw.get("event_type"))
         elif raw is None or isinstance(raw, Mapping):
             typed = frozenset()
         else:
-            return self._reject(record, [("", "audit payload must be an object")], None)
+            return self._reject(record, [("", "audit payload must be an object")], None,
+                                counts)
         payload, problems = normalise(raw or {}, self._limits, typed)
         if collisions:
             problems.extend((f"/{name}", "collides with a LogRecord attribute")
@@ -215,16 +226,23 @@ class AuditFilter(logging.Filter):
         if not problems:
             problems.extend((p.field, p.reason) for p in self._registry.validate(payload))
         if problems:
-            return self._reject(record, problems, event_type)
+            return self._reject(record, problems, event_type, counts)
+        if scrubber is not None:
+            message = _message(record)
+            if message is None or not scrubber.flat_payload_is_clean(payload, message):
+                scrub_record_text(record, scrubber, counts)
+                payload = scrubber.scrub_value(payload, counts)
         pseudonymise = self._keyring.pseudonymise
         for hashed_name, value in raw_text:
             payload[hashed_name] = pseudonymise(value)
         payload["timestamp"] = format_timestamp(_created(record))
         payload["event_id"] = new_event_id()
         payload.update(self._provenance)
+        if counts:
+            payload["scrubbed"] = counts
         if nested:
             record.__dict__[self.payload_attr] = payload
-        elif raw_text:
+        else:
             self._replace_on_record(record, payload)
         return AuditState(payload, accepted=True)
 
@@ -254,19 +272,26 @@ class AuditFilter(logging.Filter):
         return pairs
 
     def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any]) -> None:
-        """Other handlers share this record: leave them keyed hashes, not raw text."""
+        """Other handlers share this record: leave them scrubbed values and keyed hashes."""
         attrs = record.__dict__
-        for raw_name, hashed_name in self._registry.pseudonymised_fields(
-                payload["event_type"]).items():
+        for key in attrs.keys() - _NOT_PAYLOAD:
+            if key[:1] != "_":
+                attrs[key] = payload.get(key)
+        for raw_name, hashed_name in self._raw_fields(payload["event_type"]):
             if raw_name in attrs:
                 attrs[raw_name] = payload.get(hashed_name)
 
     def _reject(self, record: logging.LogRecord, problems: list[tuple[str, str]],
-                event_type: object) -> AuditState:
+                event_type: object, counts: dict[str, int] | None = None) -> AuditState:
         if self.strict:
             summary = "; ".join(f"{f or '/'}: {r}" for f, r in problems)
             raise AuditPayloadError(f"audit payload rejected: {summary}", tuple(problems))
+        counts = {} if counts is None else counts
+        if self._scrubber is not None:
+            scrub_record_text(record, self._scrubber, counts)
         body = self.rejected_body(record, problems, event_type)
+        if counts:
+            body["scrubbed"] = counts
         attrs = record.__dict__
         if self.payload_attr in attrs:
             attrs[self.payload_attr] = None
@@ -321,6 +346,15 @@ def _typed_properties(schema: dict[str, Any]) -> frozenset[str]:
                 and _pinned_type(sub.get("items"), defs) in _SCALAR_SCHEMA_TYPES):
             typed.add(name)
     return frozenset(typed)
+
+
+def _message(record: logging.LogRecord) -> str | None:
+    """The formatted message; None if it cannot be formatted (wrong args)."""
+    try:
+        message = record.getMessage()
+    except Exception:
+        return None
+    return message if type(message) is str else str(message)
 
 
 def _created(record: logging.LogRecord) -> float:

@@ -1,0 +1,168 @@
+"""
+Scrubbing end to end: planted secrets and PII in every place a record carries strings
+never reach any output (file lines, rejected records, stderr), and hard negatives survive.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+from collections import Counter
+from pathlib import Path
+
+import corpus
+import pytest
+from pythonjsonlogger.json import JsonFormatter
+
+from llm_audit_log import AuditFileHandler, AuditFilter, Keyring, ScrubFilter, verify_paths
+
+PLANTED = [p for p in corpus.planted() if p.kind != "IP_ADDRESS"]  # IPs are opt-in
+NEGATIVES = corpus.negatives()
+
+
+def bodies(directory: Path) -> list[dict]:
+    lines = []
+    for path in sorted(directory.glob("*.jsonl")):
+        lines += [json.loads(raw) for raw in path.read_bytes().split(b"\n") if raw]
+    return [line["body"] for line in lines if line["t"] == "event"]
+
+
+def raw_bytes(directory: Path) -> bytes:
+    return b"".join(p.read_bytes() for p in sorted(directory.glob("*.jsonl")))
+
+
+@pytest.fixture
+def audit_log(tmp_path, request):
+    """A logger wired like the shipped config: filter on the logger and the handler."""
+    ring = Keyring.generate()
+    logger = logging.getLogger(f"audit.scrubtest.{request.node.name}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    audit_filter = AuditFilter(keyring=ring)
+    handler = AuditFileHandler(tmp_path / "logs" / "audit.jsonl", keyring=ring)
+    handler.addFilter(audit_filter)
+    logger.addFilter(audit_filter)
+    logger.addHandler(handler)
+    yield logger, handler, ring, tmp_path / "logs"
+    logger.removeHandler(handler)
+    logger.removeFilter(audit_filter)
+    handler.close()
+
+
+def plant_everywhere(logger: logging.Logger, text: str) -> None:
+    """Log ``text`` (a sentence holding a secret) in every place a record carries strings."""
+    base = {"event_type": "tool.call", "user_id": "u-1", "status": "success",
+            "tool_name": "search"}
+    logger.info(text, extra={"audit": dict(base)})  # message
+    logger.info("note: %s", text, extra={"audit": dict(base)})  # args
+    logger.info("nested", extra={"audit": dict(base, parameters={"q": text, "list": [text],
+                                                                 "deep": {"x": [text]}})})
+    logger.info("key", extra={"audit": dict(base, parameters={text: "v"})})  # a key
+    logger.info("flat", extra=dict(base, parameters={"q": text}))  # flat form
+    try:
+        raise ValueError(text)
+    except ValueError:
+        logger.exception("failed", extra={"audit": dict(base, status="failure")})
+    logger.info(text, extra={"audit": dict(base, tool_name=123)})  # a rejected record
+    logger.info("no payload %s", text)  # rejected: no payload
+
+
+class TestNothingLeaks:
+    def test_every_planted_value_is_absent_from_every_output(self, audit_log, capfd):
+        """>= 20 values of every kind, planted everywhere: 100 % absent; report per kind."""
+        logger, handler, ring, directory = audit_log
+        kinds = Counter(p.kind for p in PLANTED)
+        assert min(kinds.values()) >= 20
+        for item in PLANTED:
+            plant_everywhere(logger, item.text)
+        handler.close()
+        data = raw_bytes(directory)
+        err = capfd.readouterr()
+        leaked = Counter(p.kind for p in PLANTED
+                         if p.secret.encode() in data or p.secret in err.err + err.out)
+        report = {kind: f"recall {1 - leaked[kind] / n:.0%} ({n - leaked[kind]}/{n})"
+                  for kind, n in sorted(kinds.items())}
+        print("\nscrub recall per kind (every place):", json.dumps(report, indent=1))
+        assert {} == dict(leaked)
+        assert 0 == verify_paths([directory], ring).exit_code
+
+    def test_counts_travel_in_the_signed_body(self, audit_log):
+        """The body says which detectors fired and how often, never what they found."""
+        logger, handler, _ring, directory = audit_log
+        email = next(p for p in PLANTED if p.kind == "EMAIL")
+        logger.info(email.text, extra={"audit": {
+            "event_type": "auth.login", "user_id": email.secret, "status": "success"}})
+        handler.close()
+        (body,) = bodies(directory)
+        assert {"EMAIL": 2} == body["scrubbed"]
+        assert body["user_id"].startswith("[REDACTED:EMAIL:")
+        assert email.secret not in json.dumps(body)
+
+    def test_equal_values_get_equal_markers(self, audit_log):
+        """Markers are keyed hashes: the same address links across records."""
+        logger, handler, _ring, directory = audit_log
+        email = next(p for p in PLANTED if p.kind == "EMAIL").secret
+        for _ in range(2):
+            logger.info("from %s", email, extra={"audit": {
+                "event_type": "auth.login", "user_id": "u", "status": "success"}})
+        handler.close()
+        first, second = bodies(directory)
+        assert first["message"] == second["message"]
+
+
+class TestHardNegatives:
+    def test_hard_negatives_survive_byte_for_byte(self, audit_log):
+        """UUIDs, hashes, model names, timestamps, versions...: untouched; 0 false positives."""
+        logger, handler, _ring, directory = audit_log
+        for item in NEGATIVES:
+            logger.info(item.text, extra={"audit": {
+                "event_type": "tool.call", "user_id": "u", "status": "success",
+                "tool_name": "t", "parameters": {"v": item.value}}})
+        handler.close()
+        written = bodies(directory)
+        altered = Counter(n.kind for n, body in zip(NEGATIVES, written, strict=True)
+                          if body["message"] != n.text or body["parameters"]["v"] != n.value)
+        print("\nfalse positives per kind:",
+              {kind: altered[kind] for kind in sorted({n.kind for n in NEGATIVES})})
+        assert {} == dict(altered)
+        assert all("scrubbed" not in body for body in written)
+
+
+class TestScrubFilterAlone:
+    def test_other_handlers_see_scrubbed_records(self):
+        """On the logger, ScrubFilter protects handlers that are not ours (here a JSON one)."""
+        ring = Keyring.generate()
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(JsonFormatter())
+        logger = logging.getLogger("app.scrubfilter.test")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        scrub = ScrubFilter(keyring=ring)
+        logger.addFilter(scrub)
+        logger.addHandler(handler)
+        try:
+            for item in PLANTED:
+                logger.info("user said %s", item.text, extra={"ctx": {"said": [item.text]}})
+                try:
+                    raise RuntimeError(item.text)
+                except RuntimeError:
+                    logger.exception("boom")
+        finally:
+            logger.removeHandler(handler)
+            logger.removeFilter(scrub)
+        output = stream.getvalue()
+        assert [] == [p.kind for p in PLANTED if p.secret in output]
+        assert "[REDACTED:" in output
+
+    def test_options_from_dictconfig_shape(self):
+        """Options are plain values: disable a detector, allowlist a value, custom pattern."""
+        ring = Keyring.generate()
+        email = next(p for p in PLANTED if p.kind == "EMAIL").secret
+        scrub = ScrubFilter(keyring=ring, allowlist=[email],
+                            custom_patterns={"TICKET": r"TCK-[0-9]{6}"}, marker="typed")
+        record = logging.LogRecord("x", logging.INFO, __file__, 1,
+                                   "mail %s about TCK-123456", (email,), None)
+        scrub.filter(record)
+        assert f"mail {email} about [REDACTED:TICKET]" == record.getMessage()
