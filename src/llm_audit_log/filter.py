@@ -16,10 +16,22 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any, Final
 
-from llm_audit_log._payload import FOREIGN_ATTRS, LOGRECORD_ATTRS, Limits, normalise, safe_segment
+import orjson
+
+from llm_audit_log._payload import (
+    _STRICT as _STRICT_JSON,
+)
+from llm_audit_log._payload import (
+    FOREIGN_ATTRS,
+    LOGRECORD_ATTRS,
+    Limits,
+    _finite_and_shallow,
+    normalise,
+    safe_segment,
+)
 from llm_audit_log.context import format_timestamp, host_name, new_event_id
 from llm_audit_log.errors import AuditPayloadError, ConfigurationError
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
@@ -123,6 +135,7 @@ class AuditFilter(logging.Filter):
         else:
             self._registry = default_registry()
         self._raw_cache: dict[str, tuple[tuple[str, str], ...]] = {}
+        self._fast = _FastTable(self._type_info)
         self._typed_cache: dict[str, frozenset[str]] = {}
         self.strict = strict
         self.on_missing_payload = on_missing_payload
@@ -178,14 +191,83 @@ class AuditFilter(logging.Filter):
 
     def _process(self, record: logging.LogRecord) -> AuditState:
         attrs = record.__dict__
-        scrubber = self._scrubber
-        counts: dict[str, int] = {}
-        if scrubber is not None and (record.exc_info or record.exc_text or record.stack_info):
-            scrub_record_text(record, scrubber, counts)  # rare: tracebacks are scrubbed now
         raw = attrs.get(self.payload_attr)
         nested = raw is not None
         if not nested:
             raw = self._flat_payload(record)
+        if type(raw) is dict and not (record.exc_info or record.exc_text or record.stack_info
+                                      or _COLLISIONS_ATTR in attrs):
+            event_type = raw.get("event_type")
+            info = self._fast[event_type] if type(event_type) is str else None
+            if info is not None:
+                state = self._process_fast(record, raw, nested, info)
+                if state is not None:
+                    return state
+        return self._process_general(record, raw, nested)
+
+    def _process_fast(self, record: logging.LogRecord, raw: dict[str, Any], nested: bool,
+                      info: _TypeInfo) -> AuditState | None:
+        """
+        The common case in one pass: a plain, valid, clean payload of a known type.
+
+        Anything unusual returns None and the general path decides (and explains). The
+        one orjson call checks plain-JSON-ness and gives the text the scrub gate reads.
+        """
+        typed, raw_pairs, valid = info
+        if not _RESERVED.isdisjoint(raw) or len(raw) > self._limits.max_items:
+            return None
+        payload = dict(raw)
+        raw_text: list[tuple[str, str]] = []
+        raw_size = 0
+        for raw_name, hashed_name in raw_pairs:
+            value = payload.pop(raw_name, None)
+            if value is None:
+                continue
+            if type(value) is not str or hashed_name in payload:
+                return None
+            raw_text.append((hashed_name, value))
+            raw_size += len(value)
+        try:
+            message = record.getMessage()
+            text = orjson.dumps([message, *payload.values()], option=_STRICT_JSON)
+            if (len(text) + raw_size) * 2 > self._limits.max_bytes or type(message) is not str:
+                return None
+            if not _finite_and_shallow(payload, self._limits, typed) or not valid(payload):
+                return None
+        except Exception:  # the general path reports what is wrong
+            return None
+        counts: dict[str, int] = {}
+        scrubber = self._scrubber
+        if scrubber is not None and not scrubber.values_text_is_clean(payload, text):
+            scrub_record_text(record, scrubber, counts)
+            payload = scrubber.scrub_value(payload, counts)
+        return self._accept(record, payload, raw_text, counts, nested=nested)
+
+    def _accept(self, record: logging.LogRecord, payload: dict[str, Any],
+                raw_text: list[tuple[str, str]], counts: dict[str, int], *,
+                nested: bool) -> AuditState:
+        """Hash raw text, fill provenance, and leave the processed payload on the record."""
+        pseudonymise = self._keyring.pseudonymise
+        for hashed_name, value in raw_text:
+            payload[hashed_name] = pseudonymise(value)
+        payload["timestamp"] = format_timestamp(_created(record))
+        payload["event_id"] = new_event_id()
+        payload.update(self._provenance)
+        if counts:
+            payload["scrubbed"] = counts
+        if nested:
+            record.__dict__[self.payload_attr] = payload
+        elif counts or raw_text:
+            self._replace_on_record(record, payload, scrubbed=bool(counts))
+        return AuditState(payload, accepted=True)
+
+    def _process_general(self, record: logging.LogRecord, raw: Any, nested: bool) -> AuditState:
+        """Every case, with every problem named; the fast path's fallback."""
+        attrs = record.__dict__
+        scrubber = self._scrubber
+        counts: dict[str, int] = {}
+        if scrubber is not None and (record.exc_info or record.exc_text or record.stack_info):
+            scrub_record_text(record, scrubber, counts)  # rare: tracebacks are scrubbed now
         collisions = attrs.get(_COLLISIONS_ATTR, ())
         if raw is None and not collisions:
             if self.on_missing_payload == "ignore":
@@ -232,19 +314,14 @@ class AuditFilter(logging.Filter):
             if message is None or not scrubber.flat_payload_is_clean(payload, message):
                 scrub_record_text(record, scrubber, counts)
                 payload = scrubber.scrub_value(payload, counts)
-        pseudonymise = self._keyring.pseudonymise
-        for hashed_name, value in raw_text:
-            payload[hashed_name] = pseudonymise(value)
-        payload["timestamp"] = format_timestamp(_created(record))
-        payload["event_id"] = new_event_id()
-        payload.update(self._provenance)
-        if counts:
-            payload["scrubbed"] = counts
-        if nested:
-            record.__dict__[self.payload_attr] = payload
-        else:
-            self._replace_on_record(record, payload)
-        return AuditState(payload, accepted=True)
+        return self._accept(record, payload, raw_text, counts, nested=nested)
+
+    def _type_info(self, event_type: str) -> _TypeInfo | None:
+        """Typed fields, raw->hashed pairs and the schema's boolean check, for known types."""
+        check = self._registry.fast_check(event_type)
+        if check is None:
+            return None
+        return (self._typed_fields(event_type), self._raw_fields(event_type), check)
 
     def _typed_fields(self, event_type: object) -> frozenset[str]:
         """Fields whose schema pins a scalar type (or an array of them): no NaN check needed."""
@@ -271,12 +348,14 @@ class AuditFilter(logging.Filter):
                 self._raw_cache[event_type] = pairs
         return pairs
 
-    def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any]) -> None:
+    def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any], *,
+                           scrubbed: bool) -> None:
         """Other handlers share this record: leave them scrubbed values and keyed hashes."""
         attrs = record.__dict__
-        for key in attrs.keys() - _NOT_PAYLOAD:
-            if key[:1] != "_":
-                attrs[key] = payload.get(key)
+        if scrubbed:
+            for key in attrs.keys() - _NOT_PAYLOAD:
+                if key[:1] != "_":
+                    attrs[key] = payload.get(key)
         for raw_name, hashed_name in self._raw_fields(payload["event_type"]):
             if raw_name in attrs:
                 attrs[raw_name] = payload.get(hashed_name)
@@ -363,6 +442,23 @@ def _created(record: logging.LogRecord) -> float:
     if type(created) is float and 0.0 <= created < 1e11:
         return created
     return time.time()
+
+
+_TypeInfo = tuple[frozenset[str], tuple[tuple[str, str], ...], Callable[[dict[str, Any]], bool]]
+
+
+class _FastTable(dict[str, "_TypeInfo | None"]):
+    """Per event type, built on first use: what the fast path needs to know about it."""
+
+    def __init__(self, build: Callable[[str], _TypeInfo | None]) -> None:
+        super().__init__()
+        self._build = build
+
+    def __missing__(self, event_type: str) -> _TypeInfo | None:
+        info = self._build(event_type)
+        if info is not None:  # unknown names are not cached: they must not grow the table
+            self[event_type] = info
+        return info
 
 
 class AuditLogger(logging.Logger):

@@ -16,7 +16,7 @@ import math
 import os
 import re
 import threading
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -285,6 +285,16 @@ class EventSchemaRegistry:
         if entry is None:
             return [Problem(_EVENT_TYPE_PROBLEM, "unknown event type")]
         return entry.compiled.validate(payload)
+
+    def fast_check(self, event_type: str) -> Callable[[dict[str, Any]], bool] | None:
+        """
+        The compiled boolean check for a known type (True: valid), for callers on a hot path.
+
+        It may raise on exotic input; callers treat an exception as "not valid" and call
+        :meth:`validate` for the problems.
+        """
+        entry = self._entries.get(event_type)
+        return None if entry is None else entry.ok
 
     def is_known(self, event_type: str) -> bool:
         """Whether *event_type* is built in or registered."""

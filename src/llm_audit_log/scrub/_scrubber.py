@@ -15,8 +15,6 @@ import re
 from collections.abc import Callable, Iterable, Mapping
 from typing import Any, Final
 
-import orjson
-
 from llm_audit_log.errors import ConfigurationError
 from llm_audit_log.scrub import _config
 from llm_audit_log.scrub._detectors import (
@@ -319,29 +317,25 @@ class Scrubber(PayloadWalk):
             bump(counts, "SCRUB_ERROR")
             return SCRUB_ERROR_MARKER
 
-    def flat_payload_is_clean(self, payload: dict[str, Any], message: str = "") -> bool:
+    def values_text_is_clean(self, payload: dict[str, Any], text: bytes) -> bool:
         """
         Whether a payload without nested objects provably needs no scrubbing.
 
-        A fast path for the audit filter: top-level keys are checked by name (cached),
-        and the gate runs once over the compact JSON of the values (strings, numbers and
-        lists of them), together with ``message``. Nested objects, custom patterns and IP
+        A fast path for the audit filter, which already made ``text``: the compact JSON
+        (orjson bytes) of ``[message, *payload.values()]``. Top-level keys are checked by
+        name (cached) and the gate runs once over all the values. Nested objects, escapes
+        (which could hide ``"password": "..."`` from the gate), custom patterns and IP
         detection always take the full walk (False).
         """
-        if self._extra:
+        if self._extra or len(text) > self._max_chars or b"{" in text or b"\\" in text:
             return False
         clean_keys = self._clean_keys
         if not clean_keys.issuperset(payload):
             for key in payload:
                 if key not in clean_keys and not self._learn_key(key):
                     return False
-        text = orjson.dumps([message, *payload.values()]).decode()
-        # Escapes (quotes, backslashes, control characters) would hide patterns such as
-        # ``"password": "..."`` from the gate: any escape sends the payload the long way.
-        if "{" in text or "\\" in text or len(text) > self._max_chars:
-            return False
-        tl = text.encode("ascii", "replace").translate(TRANSLATION).decode("ascii")
-        return not gate(text, tl)
+        tl = text.translate(TRANSLATION).decode("ascii", "replace")
+        return not gate(text.decode(), tl)
 
 
 def _custom_finder(kind: str, pattern: re.Pattern[str]) -> Finder:
