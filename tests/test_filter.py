@@ -214,6 +214,25 @@ class TestRejected:
         assert ignoring.filter(record()) is False
 
 
+class TestExceptions:
+    def test_exception_records_are_accepted_with_scrubbed_traceback(self, audit_filter):
+        """logger.exception with a payload: accepted; the traceback text is scrubbed."""
+        secret_mail = "jane.roe.4711@example.org"
+        try:
+            raise ValueError(f"cannot reach {secret_mail}")
+        except ValueError:
+            import sys
+
+            rec = record({"audit": dict(GOOD)})
+            rec.exc_info = sys.exc_info()
+        audit_filter.filter(rec)
+        assert state(rec).accepted
+        assert rec.exc_info is None
+        assert "ValueError" in rec.exc_text
+        assert secret_mail not in rec.exc_text
+        assert {"EMAIL": 1} == state(rec).body["scrubbed"]
+
+
 class TestStrictMode:
     def test_strict_mode_raises_naming_fields_not_values(self, ring):
         """strict=True raises AuditPayloadError at the call site; the message has no values."""

@@ -114,3 +114,103 @@ class TestRotation:
         assert old is not None
         assert not old.valid_at("2031-01-01T00:00:00.000000Z")
         assert old.valid_at("2029-01-01T00:00:00.000000Z")
+
+
+class TestAuditorKey:
+    def test_generated_keyring_holds_an_auditor_pair(self, tmp_path):
+        """keygen's keyring names the auditor key and holds both halves; both survive a reload."""
+        ring = Keyring.generate()
+        ring.save(tmp_path / "k.json")
+        loaded = load_keyring(tmp_path / "k.json")
+        assert ring.auditor_kid == loaded.auditor_kid
+        assert ring.auditor_public_key == loaded.auditor_public_key
+        assert loaded.auditor_key is not None
+        assert loaded.auditor_key.public_key == ring.auditor_public_key
+
+    def test_split_keyring_keeps_only_the_public_half(self, tmp_path):
+        """without_auditor_key() drops the private half; the file then holds no 'private'."""
+        ring = Keyring.generate()
+        host = ring.without_auditor_key()
+        host.save(tmp_path / "host.json")
+        doc = json.loads((tmp_path / "host.json").read_text())
+        assert {"kid", "alg", "public"} == set(doc["auditor"])
+        assert load_keyring(tmp_path / "host.json").auditor_key is None
+        assert ring.auditor_public_key == load_keyring(tmp_path / "host.json").auditor_public_key
+
+    def test_auditor_key_file_round_trips_and_is_private(self, tmp_path):
+        """The auditor's own file is 0600 and loads back to the same key."""
+        from llm_audit_log.keys import AuditorKey, load_auditor_key
+
+        key = AuditorKey.generate()
+        path = key.save(tmp_path / "auditor.json")
+        assert 0o600 == stat.S_IMODE(path.stat().st_mode)
+        assert key.public_key == load_auditor_key(path).public_key
+        assert key.kid == load_auditor_key(f"file:{path}").kid
+
+    def test_auditor_key_loads_from_a_full_keyring_but_not_a_split_one(self, tmp_path):
+        """load_auditor_key accepts a keyring holding the private half, and explains when it does not."""
+        from llm_audit_log.keys import load_auditor_key
+
+        ring = Keyring.generate()
+        ring.save(tmp_path / "full.json")
+        ring.without_auditor_key().save(tmp_path / "host.json")
+        assert ring.auditor_kid == load_auditor_key(tmp_path / "full.json").kid
+        with pytest.raises(KeyringError, match="public half"):
+            load_auditor_key(tmp_path / "host.json")
+
+    def test_mismatched_halves_are_refused(self, tmp_path):
+        """A keyring whose auditor private key does not match its public key fails to load."""
+        from llm_audit_log.keys import AuditorKey
+
+        doc = json.loads(Keyring.generate().unsafe_export_json())
+        doc["auditor"]["private"] = AuditorKey.generate().unsafe_export_entry()["private"]
+        with pytest.raises(KeyringError, match="differ"):
+            Keyring.from_json(json.dumps(doc), source="test")
+
+    def test_with_auditor_key_replaces_only_the_auditor(self):
+        """with_auditor_key keeps signing and pseudonymisation keys and names the new auditor."""
+        from llm_audit_log.keys import AuditorKey
+
+        ring = Keyring.generate()
+        new = AuditorKey.generate()
+        updated = ring.without_auditor_key().with_auditor_key(new)
+        assert (new.kid, new.public_key) == (updated.auditor_kid, updated.auditor_public_key)
+        assert ring.active_kid == updated.active_kid
+        assert ring.pseudonymise("x") == updated.pseudonymise("x")
+
+    def test_rotation_keeps_the_auditor_key(self):
+        """Rotating the signing key keeps the auditor pair."""
+        ring = Keyring.generate()
+        rotated = ring.rotated()
+        assert ring.auditor_kid == rotated.auditor_kid
+        assert rotated.auditor_key is not None
+
+    def test_private_key_appears_in_no_repr(self):
+        """Keyring and AuditorKey reprs name key ids only; the auditor key refuses pickling."""
+        ring = Keyring.generate()
+        assert ring.auditor_key is not None
+        private = ring.auditor_key.unsafe_export_entry()["private"]
+        public = ring.auditor_key.unsafe_export_entry()["public"]
+        for text in (repr(ring), repr(ring.auditor_key), repr(ring.without_auditor_key()),
+                     str(ring.auditor_key)):
+            assert private not in text
+            assert public not in text
+        assert ring.auditor_kid in repr(ring)
+        assert "public only" in repr(ring.without_auditor_key())
+        with pytest.raises(TypeError):
+            pickle.dumps(ring.auditor_key)
+
+    def test_loader_errors_never_quote_key_bytes(self, tmp_path):
+        """A malformed auditor key file fails naming the problem, not the bytes."""
+        from llm_audit_log.keys import AuditorKey, load_auditor_key
+
+        entry = AuditorKey.generate().unsafe_export_entry()
+        doc = {"format": "llm-audit-log/auditor-key", "version": 1, **entry}
+        doc["private"] = entry["private"][:-4]
+        path = tmp_path / "bad.json"
+        path.write_text(json.dumps(doc))
+        path.chmod(0o600)
+        with pytest.raises(KeyringError) as info:
+            load_auditor_key(path)
+        assert entry["private"][:-4] not in str(info.value)
+        assert entry["public"] not in str(info.value)

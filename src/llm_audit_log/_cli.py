@@ -1,4 +1,4 @@
-"""``llm-audit``: keygen, verify, demo."""
+"""``llm-audit``: keygen, verify, decrypt, demo."""
 
 from __future__ import annotations
 
@@ -7,16 +7,32 @@ import os
 import sys
 from collections.abc import Sequence
 
+from llm_audit_log.encrypt import kms_client_factory
 from llm_audit_log.errors import KeyringError, VerificationError
-from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
-from llm_audit_log.verify import verify_paths
+from llm_audit_log.keys import (
+    DEFAULT_KEYRING_SOURCE,
+    AuditorKey,
+    Keyring,
+    load_auditor_key,
+    load_keyring,
+)
+from llm_audit_log.verify import DecryptedLine, decrypt_paths, verify_paths
 from llm_audit_log.verify.report import ProgressDisplay, render_json, render_text
-from llm_audit_log.verify.verdicts import EXIT_CANNOT_VERIFY, EXIT_USAGE
+from llm_audit_log.verify.verdicts import EXIT_CANNOT_VERIFY, EXIT_OK, EXIT_USAGE
 
 __all__ = ["main"]
 
 
 def _keygen(args: argparse.Namespace) -> int:
+    if args.rotate and args.add_auditor:
+        print("llm-audit keygen: use --rotate or --add-auditor, not both", file=sys.stderr)
+        return EXIT_USAGE
+    if args.auditor_out is not None and args.rotate:
+        print("llm-audit keygen: --auditor-out applies to a new keyring or --add-auditor "
+              "(--rotate keeps the existing auditor key)", file=sys.stderr)
+        return EXIT_USAGE
+    if args.add_auditor:
+        return _add_auditor(args)
     if args.rotate:
         try:
             ring = load_keyring(args.out)
@@ -27,14 +43,61 @@ def _keygen(args: argparse.Namespace) -> int:
         new.save(args.out, overwrite=True)
         print(f"rotated {args.out}: active key {new.active_kid} (old keys still verify)")
         return 0
+    if args.auditor_out is not None:
+        problem = None
+        if os.path.abspath(args.auditor_out) == os.path.abspath(args.out):
+            problem = "--auditor-out must differ from --out"
+        elif os.path.exists(args.out) and not args.force:
+            problem = f"keyring: {args.out} exists (refusing to overwrite keys)"
+        if problem is not None:
+            print(f"llm-audit keygen: {problem}", file=sys.stderr)
+            return EXIT_USAGE
+    code = _save_split(Keyring.generate(), args, overwrite=args.force)
+    if code == 0:
+        print(f"wrote keyring {args.out} (mode 0600). Point configs at it with "
+              f"LLM_AUDIT_KEYRING={args.out}")
+    return code
+
+
+def _save_split(ring: Keyring, args: argparse.Namespace, *, overwrite: bool) -> int:
+    """Save ``ring``; with --auditor-out its auditor private key goes to a file of its own."""
     try:
-        Keyring.generate().save(args.out, overwrite=args.force)
+        if args.auditor_out is not None:
+            auditor = ring.auditor_key
+            assert auditor is not None
+            auditor.save(args.auditor_out, overwrite=args.force)
+            ring = ring.without_auditor_key()
+        ring.save(args.out, overwrite=overwrite)
     except KeyringError as exc:
         print(f"llm-audit keygen: {exc}", file=sys.stderr)
         return EXIT_USAGE
-    print(f"wrote keyring {args.out} (mode 0600). Point configs at it with "
-          f"LLM_AUDIT_KEYRING={args.out}")
+    if args.auditor_out is not None:
+        print(f"wrote the auditor's private key {args.auditor_out} (mode 0600); the keyring "
+              f"keeps only its public half. Move it off this host: it decrypts every "
+              f"encrypted log (llm-audit decrypt --auditor-key {args.auditor_out}).")
     return 0
+
+
+def _add_auditor(args: argparse.Namespace) -> int:
+    try:
+        ring = load_keyring(args.out)
+    except KeyringError as exc:
+        print(f"llm-audit keygen: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    if ring.auditor_kid is not None and not args.force:
+        print(f"llm-audit keygen: {args.out} already names auditor key {ring.auditor_kid} "
+              "(--force replaces it; files already written stay wrapped for the old one)",
+              file=sys.stderr)
+        return EXIT_USAGE
+    if args.auditor_out is not None and os.path.abspath(args.auditor_out) == os.path.abspath(
+            args.out):
+        print("llm-audit keygen: --auditor-out must differ from --out", file=sys.stderr)
+        return EXIT_USAGE
+    new = ring.with_auditor_key(AuditorKey.generate())
+    code = _save_split(new, args, overwrite=True)
+    if code == 0:
+        print(f"added auditor key {new.auditor_kid} to {args.out}; signing keys unchanged")
+    return code
 
 
 def _verify(args: argparse.Namespace) -> int:
@@ -63,6 +126,42 @@ def _verify(args: argparse.Namespace) -> int:
     return report.exit_code
 
 
+def _decrypt(args: argparse.Namespace) -> int:
+    source = args.keyring or DEFAULT_KEYRING_SOURCE
+    try:
+        ring = load_keyring(source)
+        auditor: AuditorKey | None = (load_auditor_key(args.auditor_key)
+                                      if args.auditor_key else ring.auditor_key)
+    except KeyringError as exc:
+        print(f"llm-audit decrypt: cannot verify: {exc}", file=sys.stderr)
+        return EXIT_CANNOT_VERIFY
+    try:
+        run = decrypt_paths(args.paths, ring, auditor_key=auditor,
+                            kms_client_factory=kms_client_factory(args.kms_region,
+                                                                  args.kms_endpoint_url))
+    except VerificationError as exc:
+        print(f"llm-audit decrypt: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    out = sys.stdout.buffer
+    try:
+        for item in run:
+            if isinstance(item, DecryptedLine):
+                out.write(item.to_json().encode("utf-8") + b"\n")
+            else:
+                out.flush()
+                print(f"llm-audit decrypt: refused {item.describe()}", file=sys.stderr)
+        out.flush()
+    except BrokenPipeError:  # the reader went away (| head): stop quietly
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return run.exit_code
+    code = run.exit_code
+    print(f"llm-audit decrypt: {run.lines_shown} line(s) shown, {run.lines_refused} refused",
+          file=sys.stderr)
+    if code != EXIT_OK:
+        print(render_text(run.report), file=sys.stderr)
+    return code
+
+
 def _demo(args: argparse.Namespace) -> int:
     from llm_audit_log._demo import run_demo  # noqa: PLC0415 - imports logging config machinery
 
@@ -86,6 +185,12 @@ def build_parser() -> argparse.ArgumentParser:
                         help="add a new active signing key to the existing keyring")
     keygen.add_argument("--retire-old-after", metavar="ISO8601Z",
                         help="with --rotate: end the old key's validity window at this time")
+    keygen.add_argument("--add-auditor", action="store_true",
+                        help="add an auditor key pair (for encrypt='auditor') to the existing "
+                             "keyring, keeping its signing keys")
+    keygen.add_argument("--auditor-out", metavar="PATH",
+                        help="write the auditor's private key to PATH (0600) and keep only its "
+                             "public half in the keyring")
     keygen.set_defaults(func=_keygen)
 
     verify = sub.add_parser("verify", help="verify log files or directories")
@@ -93,6 +198,21 @@ def build_parser() -> argparse.ArgumentParser:
     verify.add_argument("--keyring", help="keyring path or source (default: $LLM_AUDIT_KEYRING)")
     verify.add_argument("--json", action="store_true", help="print a JSON report")
     verify.set_defaults(func=_verify)
+
+    decrypt = sub.add_parser(
+        "decrypt", help="verify encrypted logs, then print every line with its body decrypted "
+                        "(JSON lines, chain order); refuses lines that fail")
+    decrypt.add_argument("paths", nargs="+", help="log files and/or directories")
+    decrypt.add_argument("--keyring", help="signing keyring path or source "
+                                           "(default: $LLM_AUDIT_KEYRING)")
+    decrypt.add_argument("--auditor-key", metavar="PATH",
+                         help="the auditor's private key file (default: the keyring's, if it "
+                              "holds one)")
+    decrypt.add_argument("--kms-region", help="AWS region for KMS-wrapped files "
+                                              "(default: the AWS chain)")
+    decrypt.add_argument("--kms-endpoint-url", metavar="URL",
+                         help="KMS endpoint (VPC endpoints, tests)")
+    decrypt.set_defaults(func=_decrypt)
 
     demo = sub.add_parser("demo", help="log realistic events through the shipped config, "
                                        "then verify them")

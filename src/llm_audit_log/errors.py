@@ -13,6 +13,8 @@ __all__ = [
     "AuditLogWarning",
     "AuditPayloadError",
     "ConfigurationError",
+    "DataKeyError",
+    "DecryptionError",
     "KeyringError",
     "VerificationError",
 ]
@@ -28,6 +30,27 @@ class ConfigurationError(AuditLogError, ValueError):
 
 class KeyringError(ConfigurationError):
     """Key material is missing, unreadable or malformed. Never carries key bytes."""
+
+
+class DecryptionError(AuditLogError, ValueError):
+    """
+    A ciphertext or wrapped data key could not be decrypted.
+
+    Deliberately opaque, like ``InvalidToken`` in cryptography's Fernet: a wrong key, an
+    altered ciphertext, a moved line and a refused KMS call all look the same, so the
+    error tells an attacker nothing. It never carries key material or plaintext.
+    """
+
+    def __init__(self, message: str = "decryption failed") -> None:
+        super().__init__(message)
+
+
+class DataKeyError(AuditLogError, RuntimeError):
+    """
+    A new file's data key could not be created or wrapped (KMS unreachable or refusing).
+
+    The message names the KMS error code, never key material.
+    """
 
 
 class AuditPayloadError(AuditLogError, ValueError):

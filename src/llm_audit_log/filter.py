@@ -250,8 +250,9 @@ class AuditFilter(logging.Filter):
         pseudonymise = self._keyring.pseudonymise
         for hashed_name, value in raw_text:
             payload[hashed_name] = pseudonymise(value)
-        payload["timestamp"] = format_timestamp(_created(record))
-        payload["event_id"] = new_event_id()
+        created = _created(record)
+        payload["timestamp"] = format_timestamp(created)
+        payload["event_id"] = new_event_id(created)
         payload.update(self._provenance)
         if counts:
             payload["scrubbed"] = counts
@@ -310,10 +311,8 @@ class AuditFilter(logging.Filter):
         if problems:
             return self._reject(record, problems, event_type, counts)
         if scrubber is not None:
-            message = _message(record)
-            if message is None or not scrubber.flat_payload_is_clean(payload, message):
-                scrub_record_text(record, scrubber, counts)
-                payload = scrubber.scrub_value(payload, counts)
+            scrub_record_text(record, scrubber, counts)  # the slow path scrubs everything
+            payload = scrubber.scrub_value(payload, counts)
         return self._accept(record, payload, raw_text, counts, nested=nested)
 
     def _type_info(self, event_type: str) -> _TypeInfo | None:

@@ -11,6 +11,11 @@ Configs never hold keys; they name a *source*:
 
 Key bytes are kept in private attributes, appear in no ``repr``, error or log line,
 and a :class:`Keyring` refuses to be pickled.
+
+A keyring may also hold the *auditor* key pair (X25519) used for encryption at rest:
+the host needs only the public half to wrap each file's data key; the private half
+(:class:`AuditorKey`) belongs off the host, in its own file written by
+``llm-audit keygen --auditor-out PATH`` and read by :func:`load_auditor_key`.
 """
 
 from __future__ import annotations
@@ -32,20 +37,26 @@ from pathlib import Path
 from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes
+from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hmac import HMAC
 
 from llm_audit_log.errors import AuditLogWarning, KeyringError
 
 __all__ = [
+    "AUDITOR_KEY_FORMAT",
     "DEFAULT_KEYRING_SOURCE",
     "KEYRING_FORMAT",
+    "AuditorKey",
     "KeyInfo",
     "Keyring",
+    "load_auditor_key",
     "load_keyring",
 ]
 
 DEFAULT_KEYRING_SOURCE = "env:LLM_AUDIT_KEYRING"
 KEYRING_FORMAT = "llm-audit-log/keyring"
+AUDITOR_KEY_FORMAT = "llm-audit-log/auditor-key"
+AUDITOR_ALG = "X25519"
 KEYRING_VERSION = 1
 #: The only MAC algorithm a version-1 line may name; anything else is a downgrade.
 MAC_ALG = "HS256"
@@ -103,15 +114,149 @@ def _optional_str(entry: Mapping[str, Any], name: str) -> str | None:
     raise KeyringError(f"keyring: {name} must be a string or null")
 
 
+def _x25519_private_bytes(key: X25519PrivateKey) -> bytes:
+    return key.private_bytes_raw()
+
+
+def _x25519_public_bytes(key: X25519PublicKey) -> bytes:
+    return key.public_bytes_raw()
+
+
+class AuditorKey:
+    """
+    The auditor's X25519 private key: it unwraps the data keys of encrypted log files.
+
+    It belongs off the log host. The key never leaves this object: callers get the
+    Diffie-Hellman result for a file's ephemeral public key (:meth:`exchange`), and only
+    :meth:`unsafe_export_json` serialises the secret.
+    """
+
+    __slots__ = ("_private", "kid", "public_key")
+
+    def __init__(self, *, kid: str, private_key: bytes) -> None:
+        if not _KID_RE.match(kid):
+            raise KeyringError("auditor key: key id must match [A-Za-z0-9_-]{1,64}")
+        if len(private_key) != KEY_BYTES:
+            raise KeyringError(f"auditor key: the private key must be {KEY_BYTES} bytes")
+        self.kid = kid
+        self._private = X25519PrivateKey.from_private_bytes(private_key)
+        #: The raw 32-byte public half (not secret).
+        self.public_key = _x25519_public_bytes(self._private.public_key())
+
+    def __repr__(self) -> str:
+        return f"AuditorKey(kid={self.kid!r})"
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError("an AuditorKey holds a secret and cannot be pickled")
+
+    @classmethod
+    def generate(cls) -> AuditorKey:
+        """A fresh auditor key pair."""
+        return cls(kid=_new_kid("a"), private_key=_x25519_private_bytes(
+            X25519PrivateKey.generate()))
+
+    def exchange(self, peer_public_key: bytes) -> bytes:
+        """
+        X25519 with a file's ephemeral public key (the input to the wrap key's HKDF).
+
+        Raises:
+            ValueError: the peer key is malformed or of low order.
+
+        """
+        return self._private.exchange(X25519PublicKey.from_public_bytes(peer_public_key))
+
+    def unsafe_export_entry(self) -> dict[str, str]:
+        """``{"kid", "alg", "public", "private"}`` *with the secret*. Never log the result."""
+        return {"kid": self.kid, "alg": AUDITOR_ALG, "public": _b64(self.public_key),
+                "private": _b64(_x25519_private_bytes(self._private))}
+
+    def unsafe_export_json(self) -> str:
+        """Serialise *with the secret*, for the auditor's key file. Never log the result."""
+        return json.dumps({"format": AUDITOR_KEY_FORMAT, "version": KEYRING_VERSION,
+                           **self.unsafe_export_entry()}, indent=2, sort_keys=True)
+
+    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
+        """Write the auditor key file atomically with mode 0600."""
+        return _save_secret(Path(path), self.unsafe_export_json(), overwrite=overwrite,
+                            what="auditor key")
+
+    @classmethod
+    def from_json(cls, text: str, *, source: str) -> AuditorKey:
+        """
+        Parse an auditor key file, or a keyring that still holds the private half.
+
+        Raises:
+            KeyringError: naming the problem, never key bytes.
+
+        """
+        try:
+            doc = json.loads(text)
+        except (ValueError, RecursionError):
+            raise KeyringError(f"auditor key {source}: not valid JSON") from None
+        if isinstance(doc, dict) and doc.get("format") == KEYRING_FORMAT:
+            doc = doc.get("auditor")
+        elif not isinstance(doc, dict) or doc.get("format") != AUDITOR_KEY_FORMAT:
+            raise KeyringError(f"auditor key {source}: not an llm-audit-log auditor key file")
+        elif doc.get("version") != KEYRING_VERSION:
+            raise KeyringError(f"auditor key {source}: unsupported version")
+        key = _auditor_from_entry(doc, source)[1] if isinstance(doc, dict) else None
+        if key is None:
+            raise KeyringError(f"auditor key {source}: holds no auditor private key (a keyring "
+                               "written with --auditor-out keeps only the public half)")
+        return key
+
+
+def _auditor_from_entry(entry: Mapping[str, Any],
+                        source: str) -> tuple[tuple[str, bytes], AuditorKey | None]:
+    """Parse ``{"kid", "alg", "public", "private"?}``; the private half must match."""
+    kid = entry.get("kid")
+    if not isinstance(kid, str):
+        raise KeyringError(f"keyring {source}: the auditor key needs a 'kid'")
+    if entry.get("alg", AUDITOR_ALG) != AUDITOR_ALG:
+        raise KeyringError(f"keyring {source}: auditor key names an unsupported algorithm")
+    public = _unb64(entry.get("public"), "auditor public key")
+    private = None
+    if entry.get("private") is not None:
+        private = AuditorKey(kid=kid, private_key=_unb64(entry.get("private"),
+                                                         "auditor private key"))
+        if not hmac.compare_digest(private.public_key, public):
+            raise KeyringError(f"keyring {source}: auditor private and public keys differ")
+    elif not _KID_RE.match(kid):
+        raise KeyringError(f"keyring {source}: auditor key id must match [A-Za-z0-9_-]{{1,64}}")
+    return (kid, public), private
+
+
+def _save_secret(target: Path, text: str, *, overwrite: bool, what: str) -> Path:
+    """Write ``text`` to ``target`` atomically, mode 0600, refusing to overwrite keys."""
+    if target.exists() and not overwrite:
+        raise KeyringError(f"{what}: {target} exists (refusing to overwrite keys)")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    return target
+
+
 class Keyring:
     """
     Signing keys (by key id) and the pseudonymisation key.
 
     One key id is *active* and signs new lines; the others still verify old ones.
+    Optionally it names the auditor's public key (for encryption at rest) and, unless
+    the private half was split off, holds the auditor's private key too.
     """
 
-    __slots__ = ("_infos", "_macs", "_pseudonym", "_pseudonym_key", "_pseudonym_prefix",
-                 "_secrets", "active_kid", "pseudonym_kid", "source")
+    __slots__ = ("_auditor", "_auditor_public", "_infos", "_macs", "_pseudonym",
+                 "_pseudonym_key", "_pseudonym_prefix", "_secrets", "active_kid", "auditor_kid",
+                 "pseudonym_kid", "source")
 
     def __init__(
         self,
@@ -121,7 +266,16 @@ class Keyring:
         pseudonym_kid: str,
         pseudonym_key: bytes,
         source: str = "<memory>",
+        auditor_public: tuple[str, bytes] | None = None,
+        auditor_key: AuditorKey | None = None,
     ) -> None:
+        if auditor_key is not None:
+            if auditor_public is None:
+                auditor_public = (auditor_key.kid, auditor_key.public_key)
+            elif auditor_public != (auditor_key.kid, auditor_key.public_key):
+                raise KeyringError("keyring: auditor private and public keys differ")
+        if auditor_public is not None and len(auditor_public[1]) != KEY_BYTES:
+            raise KeyringError(f"keyring: the auditor public key must be {KEY_BYTES} bytes")
         if active_kid not in keys:
             raise KeyringError("keyring: the active key id has no key")
         for kid, (info, secret) in keys.items():
@@ -144,11 +298,17 @@ class Keyring:
         self._pseudonym_key = pseudonym_key
         self._pseudonym = HMAC(pseudonym_key, hashes.SHA256())
         self._pseudonym_prefix = f"{PSEUDONYM_ALG}:{pseudonym_kid}:"
+        self.auditor_kid = auditor_public[0] if auditor_public else None
+        self._auditor_public = auditor_public[1] if auditor_public else None
+        self._auditor = auditor_key
 
     # -- never leak ---------------------------------------------------------------------
     def __repr__(self) -> str:
-        return (f"Keyring(active_kid={self.active_kid!r}, kids={sorted(self._infos)!r}, "
-                f"source={self.source!r})")
+        auditor = "" if self.auditor_kid is None else (
+            f", auditor_kid={self.auditor_kid!r}"
+            f"{'' if self._auditor is not None else ' (public only)'}")
+        return (f"Keyring(active_kid={self.active_kid!r}, kids={sorted(self._infos)!r}"
+                f"{auditor}, source={self.source!r})")
 
     def __reduce__(self) -> NoReturn:
         raise TypeError("a Keyring holds secrets and cannot be pickled")
@@ -162,6 +322,41 @@ class Keyring:
     def info(self, kid: str) -> KeyInfo | None:
         """Public facts about ``kid``, or None if this keyring does not hold it."""
         return self._infos.get(kid)
+
+    @property
+    def auditor_public_key(self) -> bytes | None:
+        """The auditor's raw X25519 public key (not secret), or None."""
+        return self._auditor_public
+
+    @property
+    def auditor_key(self) -> AuditorKey | None:
+        """The auditor's private key, if this keyring still holds it (not on a split host)."""
+        return self._auditor
+
+    def without_auditor_key(self) -> Keyring:
+        """A copy that keeps the auditor's public key but not its private half."""
+        return self._copy(auditor_key=None)
+
+    def with_auditor_key(self, auditor_key: AuditorKey) -> Keyring:
+        """
+        A copy holding ``auditor_key`` (a keyring from before encryption, or a new auditor).
+
+        Files already written stay wrapped for the previous auditor key.
+        """
+        return self._copy(auditor_key=auditor_key, replace_auditor=True)
+
+    def _copy(self, *, keys: Mapping[str, tuple[KeyInfo, bytes]] | None = None,
+              active_kid: str | None = None, auditor_key: AuditorKey | None,
+              replace_auditor: bool = False) -> Keyring:
+        auditor = ((self.auditor_kid, self._auditor_public)
+                   if self.auditor_kid is not None and self._auditor_public is not None
+                   and not replace_auditor else None)
+        return Keyring(
+            active_kid=active_kid or self.active_kid,
+            keys=keys if keys is not None else {k: (self._infos[k], self._secrets[k])
+                                                for k in self._infos},
+            pseudonym_kid=self.pseudonym_kid, pseudonym_key=self._pseudonym_key_bytes(),
+            source=self.source, auditor_public=auditor, auditor_key=auditor_key)
 
     # -- MACs -----------------------------------------------------------------------------
     def mac_function(self, kid: str) -> Callable[[bytes], str]:
@@ -206,11 +401,12 @@ class Keyring:
     # -- lifecycle ------------------------------------------------------------------------
     @classmethod
     def generate(cls) -> Keyring:
-        """A fresh keyring: one signing key and one pseudonymisation key."""
+        """A fresh keyring: a signing key, a pseudonymisation key and an auditor key pair."""
         kid = _new_kid("k")
         info = KeyInfo(kid=kid, alg=MAC_ALG, created=_now_iso(), not_before=None, not_after=None)
         return cls(active_kid=kid, keys={kid: (info, secrets.token_bytes(KEY_BYTES))},
-                   pseudonym_kid=_new_kid("p"), pseudonym_key=secrets.token_bytes(KEY_BYTES))
+                   pseudonym_kid=_new_kid("p"), pseudonym_key=secrets.token_bytes(KEY_BYTES),
+                   auditor_key=AuditorKey.generate())
 
     def rotated(self, *, retire_old_after: str | None = None) -> Keyring:
         """
@@ -226,16 +422,14 @@ class Keyring:
                                      retire_old_after), self._secrets[old.kid])
         keys[kid] = (KeyInfo(kid, MAC_ALG, _now_iso(), None, None),
                      secrets.token_bytes(KEY_BYTES))
-        h_key = self._pseudonym_key_bytes()
-        return Keyring(active_kid=kid, keys=keys, pseudonym_kid=self.pseudonym_kid,
-                       pseudonym_key=h_key, source=self.source)
+        return self._copy(keys=keys, active_kid=kid, auditor_key=self._auditor)
 
     def _pseudonym_key_bytes(self) -> bytes:
         return self._pseudonym_key
 
     def unsafe_export_json(self) -> str:
         """Serialise *with secrets*, for writing a keyring file. Never log the result."""
-        return json.dumps({
+        doc: dict[str, Any] = {
             "format": KEYRING_FORMAT,
             "version": KEYRING_VERSION,
             "active_kid": self.active_kid,
@@ -245,26 +439,19 @@ class Keyring:
                  "created": i.created, "not_before": i.not_before, "not_after": i.not_after}
                 for i in sorted(self._infos.values(), key=lambda i: i.kid)
             ],
-        }, indent=2, sort_keys=True)
+        }
+        if self.auditor_kid is not None and self._auditor_public is not None:
+            auditor = {"kid": self.auditor_kid, "alg": AUDITOR_ALG,
+                       "public": _b64(self._auditor_public)}
+            if self._auditor is not None:
+                auditor = self._auditor.unsafe_export_entry()
+            doc["auditor"] = auditor
+        return json.dumps(doc, indent=2, sort_keys=True)
 
     def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
         """Write the keyring file atomically with mode 0600."""
-        target = Path(path)
-        if target.exists() and not overwrite:
-            raise KeyringError(f"keyring: {target} exists (refusing to overwrite keys)")
-        target.parent.mkdir(parents=True, exist_ok=True)
-        tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-        fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8") as fh:
-                fh.write(self.unsafe_export_json())
-                fh.flush()
-                os.fsync(fh.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        return target
+        return _save_secret(Path(path), self.unsafe_export_json(), overwrite=overwrite,
+                            what="keyring")
 
     @classmethod
     def from_json(cls, text: str, *, source: str) -> Keyring:
@@ -299,12 +486,73 @@ class Keyring:
         pkid = pseudo.get("kid")
         if not isinstance(pkid, str):
             raise KeyringError(f"keyring {source}: pseudonym key needs a 'kid'")
+        auditor_public: tuple[str, bytes] | None = None
+        auditor_key: AuditorKey | None = None
+        auditor = doc.get("auditor")
+        if auditor is not None:
+            if not isinstance(auditor, dict):
+                raise KeyringError(f"keyring {source}: 'auditor' must be an object")
+            auditor_public, auditor_key = _auditor_from_entry(auditor, source)
         return cls(active_kid=active, keys=keys, pseudonym_kid=pkid,
-                   pseudonym_key=_unb64(pseudo.get("key"), "pseudonym key"), source=source)
+                   pseudonym_key=_unb64(pseudo.get("key"), "pseudonym key"), source=source,
+                   auditor_public=auditor_public, auditor_key=auditor_key)
 
 
 _CACHE: dict[tuple[str, int, int], Keyring] = {}
 _CACHE_LOCK = threading.Lock()
+
+
+def _read_key_file(path: Path, source: str, what: str) -> tuple[str, os.stat_result]:
+    try:
+        st = path.stat()
+    except FileNotFoundError:
+        raise KeyringError(f"{what} {source}: file {path} does not exist "
+                           "(create one with `llm-audit keygen --out PATH`)") from None
+    except OSError as exc:
+        raise KeyringError(f"{what} {source}: cannot read {path}: {exc.strerror}") from None
+    if not stat.S_ISREG(st.st_mode):
+        raise KeyringError(f"{what} {source}: {path} is not a regular file")
+    if st.st_mode & 0o077:
+        warnings.warn(f"{what} file {path} is readable by group or others; chmod 600 it",
+                      AuditLogWarning, stacklevel=4)
+    try:
+        return path.read_text(encoding="utf-8"), st
+    except (OSError, UnicodeDecodeError):
+        raise KeyringError(f"{what} {source}: cannot read {path}") from None
+
+
+def load_auditor_key(source: str | os.PathLike[str] | AuditorKey) -> AuditorKey:
+    """
+    Load the auditor's private key: ``file:PATH`` or a path, ``env:VAR`` or ``env-inline:VAR``.
+
+    The file may be an auditor key file (``llm-audit keygen --auditor-out``) or a keyring
+    that still holds the private half.
+
+    Raises:
+        KeyringError: missing, unreadable or malformed; never quotes key bytes.
+
+    """
+    if isinstance(source, AuditorKey):
+        return source
+    spec = os.fspath(source)
+    if spec.startswith("env-inline:"):
+        value = os.environ.get(spec[len("env-inline:"):])
+        if not value:
+            raise KeyringError(f"auditor key {spec}: environment variable is not set")
+        return AuditorKey.from_json(value, source=spec)
+    if spec.startswith("env:"):
+        value = os.environ.get(spec[4:])
+        if not value:
+            raise KeyringError(f"auditor key {spec}: environment variable {spec[4:]} is not set")
+        path = Path(value).expanduser()
+    else:
+        spec = spec.removeprefix("file:")
+        if not spec:
+            raise KeyringError("auditor key: empty key source")
+        path = Path(spec).expanduser()
+        spec = f"file:{spec}"
+    text, _ = _read_key_file(path, spec, "auditor key")
+    return AuditorKey.from_json(text, source=spec)
 
 
 def _read_keyring_file(path: Path, source: str) -> Keyring:

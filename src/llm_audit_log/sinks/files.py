@@ -13,6 +13,10 @@ Order comes from headers, not names. After a crash the next start opens a new fi
 whose header links to the last good line and whose ``resume`` line acknowledges the
 torn tail (offset, length, SHA-256). Retention deletes the oldest files only after a
 signed ``prune`` line says which ones.
+
+With ``encrypt`` set, every file gets a fresh data key, wrapped in its header for the
+auditor (X25519) or by AWS KMS, and every event body is AES-256-GCM encrypted before it is
+sealed (stage 5, :mod:`llm_audit_log.encrypt`). The key is erased when the file ends.
 """
 
 from __future__ import annotations
@@ -26,15 +30,17 @@ import secrets
 import sys
 import time
 import weakref
-from collections.abc import Callable
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
 from llm_audit_log.context import format_timestamp, host_name, utc_now
-from llm_audit_log.errors import AuditLogWarning, ConfigurationError
+from llm_audit_log.encrypt import AuditorRecipient
+from llm_audit_log.errors import AuditLogWarning, ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, ParsedLine, dumps_canonical
+from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
 from llm_audit_log.sinks._tail import read_header, read_tail
 
 __all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
@@ -51,6 +57,8 @@ _WHEN_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 _ENVELOPE_RESERVE: Final = 320
 _FOOTER_RESERVE: Final = 512
 _LIBRARY: Final = "llm-audit-log/1"
+#: After a failed data-key request (KMS unreachable), rotation waits this long to retry.
+_KEY_RETRY_SECONDS: Final = 60.0
 _FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 _live_handlers: weakref.WeakSet[AuditFileHandler] = weakref.WeakSet()
@@ -105,6 +113,16 @@ class AuditFileHandler(logging.Handler):
         keyring: key source for signing (``env:VAR``, ``env-inline:VAR``, ``file:PATH``).
         retention: days, or ``6_months`` / ``1_year`` / ``6_years`` / ``7_years``.
         fsync: ``"rotate"`` (on rotation and close), ``"always"``, or every N lines.
+        encrypt: ``None`` (clear), ``"auditor"`` (data keys wrapped for the keyring's
+            auditor public key) or ``"kms"`` (data keys from AWS KMS ``kms_key_id``).
+        clear_fields: body fields also kept in clear for search (default ``event_type``,
+            ``timestamp``, ``status``); only with ``encrypt``.
+        kms_key_id: KMS key id, ARN or alias, for ``encrypt="kms"``.
+        kms_region / kms_endpoint_url: for the boto3 client (default: the AWS chain).
+        kms_client_factory: instead of the two above, a callable returning a KMS client.
+
+    .. versionadded:: 0.2 *encrypt*, *clear_fields*, *kms_key_id*, *kms_region*,
+       *kms_endpoint_url*, *kms_client_factory*
 
     """
 
@@ -121,6 +139,12 @@ class AuditFileHandler(logging.Handler):
         retention: int | str | None = None,
         fsync: str | int = "rotate",
         level: int | str = logging.NOTSET,
+        encrypt: str | None = None,
+        clear_fields: Sequence[str] | None = None,
+        kms_key_id: str | None = None,
+        kms_region: str | None = None,
+        kms_endpoint_url: str | None = None,
+        kms_client_factory: Callable[[], Any] | None = None,
     ) -> None:
         super().__init__(level)
         if not isinstance(maxBytes, int) or maxBytes < 0:
@@ -145,6 +169,11 @@ class AuditFileHandler(logging.Handler):
         self.retention_days = _retention_days(retention)
         self._fsync_every = _fsync_policy(fsync)
         self._keyring = load_keyring(keyring)
+        self._encryption: FileEncryption | None = build_encryption(
+            encrypt, self._keyring, kms_key_id=kms_key_id, clear_fields=clear_fields,
+            kms_region=kms_region, kms_endpoint_url=kms_endpoint_url,
+            kms_client_factory_=kms_client_factory)
+        self._roll_hold_until = 0.0
         self._fallback = AuditFilter(keyring=self._keyring)
         self.formatter = AuditFormatter()
         self.namer: Callable[[str], str] | None = None
@@ -169,12 +198,17 @@ class AuditFileHandler(logging.Handler):
         _live_handlers.add(self)
         if not delay:
             with self.lock:  # type: ignore[union-attr]
-                self._open()
+                try:
+                    self._open()
+                except BaseException:
+                    self._release_name()  # e.g. KMS refused the first data key
+                    raise
 
     def __repr__(self) -> str:
         kid = self._chain.kid if self._chain else self._keyring.active_kid
         level = logging.getLevelName(self.level)
-        return f"<{type(self).__name__} {self.baseFilename} kid={kid} ({level})>"
+        enc = f" enc={self._encryption.recipient.describe()}" if self._encryption else ""
+        return f"<{type(self).__name__} {self.baseFilename} kid={kid}{enc} ({level})>"
 
     # -- stdlib surface -----------------------------------------------------------------------
     def setFormatter(self, fmt: logging.Formatter | None) -> None:
@@ -193,21 +227,73 @@ class AuditFileHandler(logging.Handler):
         try:
             if STATE_ATTR not in record.__dict__ and not self._fallback.filter(record):
                 return
+            source: dict[str, Any] | None = None
             try:
                 body = self.format(record)
             except Exception as exc:
-                body = dumps_canonical(self._fallback.rejected_body(
-                    record, [("", f"formatting failed ({type(exc).__name__})")]))
+                source = self._fallback.rejected_body(
+                    record, [("", f"formatting failed ({type(exc).__name__})")])
+                body = dumps_canonical(source)
             if self._fd is None:
                 self._open()
+            state_body = record.__dict__[STATE_ATTR].body
+            if self._encryption is not None:
+                self._emit_encrypted(body, source, state_body)
+                return
             if (self._size + len(body) > self._size_limit or self._rollover_at is not None) \
                     and self._should_roll(len(body)):
                 self.doRollover()
-            self._write(LineKind.EVENT, body, record.__dict__[STATE_ATTR].body.get("timestamp"))
+            self._write(LineKind.EVENT, body, state_body.get("timestamp"))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def _emit_encrypted(self, body: str, rejected: dict[str, Any] | None,
+                        state_body: Mapping[str, Any]) -> None:
+        """Encrypt the body for its exact chain position (after any rotation), then write."""
+        encryption = self._encryption
+        assert encryption is not None
+        ts = state_body.get("timestamp") or format_timestamp(time.time())
+        if rejected is None:
+            source: Mapping[str, Any] = state_body
+            static: Mapping[str, Any] = getattr(self.formatter, "static_fields", None) or {}
+        else:
+            source, static = rejected, {}
+        assert self._chain is not None
+        line_body = encryption.event_body(body, source, static, self._chain, ts)
+        if (self._size + len(line_body) > self._size_limit or self._rollover_at is not None) \
+                and self._should_roll(len(line_body)) and self._roll_or_hold():
+            # A new file: a new data key and a new chain position, so encrypt again.
+            line_body = encryption.event_body(body, source, static, self._chain, ts)
+        self._write(LineKind.EVENT, line_body, ts)
+
+    def _roll_or_hold(self) -> bool:
+        """
+        Rotate before writing; if the next file's data key cannot be had, keep this file.
+
+        Losing audit records to a KMS outage would be worse than a file that grows past
+        its size or time limit; the rotation is retried after ``_KEY_RETRY_SECONDS``.
+        """
+        try:
+            self.doRollover()
+        except DataKeyError as exc:
+            if self._fd is None:
+                raise
+            self._roll_hold_until = time.time() + _KEY_RETRY_SECONDS
+            self._report(f"cannot start the next file ({exc}); writing on in the current "
+                         f"file and retrying in {_KEY_RETRY_SECONDS:g} s")
+            return False
+        return True
+
+    def _report(self, message: str) -> None:
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        try:
+            sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.baseFilename}) "
+                             f"{message}\n")
+        except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
+            pass
 
     def shouldRollover(self, record: logging.LogRecord) -> bool:
         """Whether writing ``record`` now would rotate first (stdlib spelling)."""
@@ -225,6 +311,9 @@ class AuditFileHandler(logging.Handler):
                 self._open()
                 return
             old = self._file_index
+            if self._encryption is not None and self._chain is not None:
+                # The next data key first (it may need KMS): failing here changes nothing.
+                self._encryption.prepare(self._chain.log_id, old + 1)
             # Create the next file before sealing this one: a crash in between then leaves
             # an empty next file (an unfinished rotation), never a log that looks cut short.
             fd, path = self._create_file(old + 1)
@@ -253,9 +342,9 @@ class AuditFileHandler(logging.Handler):
                         self._write_footer("close", None)
                     finally:
                         self._close_fd(sync=True)
-                if self._lock_fd is not None:
-                    os.close(self._lock_fd)
-                    self._lock_fd = None
+                if self._encryption is not None:
+                    self._encryption.erase()
+                self._release_name()
             finally:
                 super().close()
 
@@ -267,6 +356,8 @@ class AuditFileHandler(logging.Handler):
         detail = type(exc).__name__ if exc else "unknown error"
         if isinstance(exc, OSError) and exc.strerror:
             detail += f" ({exc.strerror})"
+        elif isinstance(exc, DataKeyError):
+            detail += f" ({exc})"  # names the KMS error code, never key material
         try:
             sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.baseFilename}) "
                              f"could not write a record from logger {record.name!r}: {detail}\n")
@@ -311,6 +402,8 @@ class AuditFileHandler(logging.Handler):
     def _should_roll(self, body_len: int) -> bool:
         if self._lines <= 1:
             return False
+        if self._roll_hold_until and time.time() < self._roll_hold_until:
+            return False
         if self._rollover_at is not None and time.time() >= self._rollover_at:
             return True
         return bool(self.maxBytes) and (
@@ -342,6 +435,8 @@ class AuditFileHandler(logging.Handler):
         """After a failed write: drop the file unsealed; the next record resumes cleanly."""
         fd, self._fd = self._fd, None
         self._chain = None
+        if self._encryption is not None:
+            self._encryption.erase()
         if fd is not None:
             try:
                 os.close(fd)
@@ -365,6 +460,8 @@ class AuditFileHandler(logging.Handler):
         raise FileExistsError(errno.EEXIST, "no free file name", path)
 
     def _new_file(self, index: int, reason: str, prev_index: int | None) -> None:
+        if self._encryption is not None and self._chain is not None:
+            self._encryption.prepare(self._chain.log_id, index)
         fd, path = self._create_file(index)
         self._start_file(fd, path, index, reason, prev_index)
 
@@ -380,10 +477,13 @@ class AuditFileHandler(logging.Handler):
         assert self._chain is not None
         self._header_seq = self._chain.next_seq
         self._header_prev = self._chain.prev_hash
-        self._write_body(LineKind.HEADER, {
+        header: dict[str, Any] = {
             "file_index": index, "name": self._log_name, "reason": reason,
             "prev_file_index": prev_index, "host": host_name(), "pid": os.getpid(),
-            "library": _LIBRARY})
+            "library": _LIBRARY}
+        if self._encryption is not None:
+            header["encryption"] = self._encryption.activate(self._chain.log_id, index)
+        self._write_body(LineKind.HEADER, header)
         self._rollover_at = self._next_rollover(time.time())
 
     def _fsync_dir(self) -> None:
@@ -413,6 +513,11 @@ class AuditFileHandler(logging.Handler):
             self._log_name = f"{self._stem}.pid{os.getpid()}"
             return
         self._lock_fd = fd
+
+    def _release_name(self) -> None:
+        fd, self._lock_fd = self._lock_fd, None
+        if fd is not None:
+            os.close(fd)
 
     def _our_files(self) -> list[tuple[ParsedLine, str]]:
         found: list[tuple[ParsedLine, str]] = []
@@ -485,6 +590,12 @@ class AuditFileHandler(logging.Handler):
         with self.lock:  # type: ignore[union-attr]
             if keyring is not None:
                 self._keyring = load_keyring(keyring)
+                encryption = self._encryption
+                public, akid = self._keyring.auditor_public_key, self._keyring.auditor_kid
+                if encryption is not None and isinstance(encryption.recipient, AuditorRecipient) \
+                        and public is not None and akid is not None:
+                    # A new auditor key applies from the next file on.
+                    encryption.set_recipient(AuditorRecipient(public, akid))
             if self._fd is None:
                 self._open()
             chain = self._chain
@@ -535,5 +646,7 @@ class AuditFileHandler(logging.Handler):
                 pass
         self._fd = None
         self._chain = None
+        if self._encryption is not None:
+            self._encryption.erase()  # the child writes a log of its own, with its own keys
         self._lock_fd = None  # the parent holds the name lock
         self._log_name = f"{self._stem}.pid{os.getpid()}"

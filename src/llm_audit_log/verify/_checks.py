@@ -28,6 +28,7 @@ from llm_audit_log.seal import (
     UnsupportedVersionError,
     parse_line,
 )
+from llm_audit_log.verify._encryption import EncryptionCheck
 from llm_audit_log.verify._reader import RawLine, iter_lines
 from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Severity, Verdict
 
@@ -103,6 +104,7 @@ class _LogWalk:
         self.first_header_verified = True
         self.since_footer = 0
         self.anchors: dict[tuple[int, str], str] = {}
+        self.encryption = EncryptionCheck()
 
     def find(self, verdict: Verdict, path: str | None, detail: str, raw: RawLine | None = None,
              seq: int | None = None) -> None:
@@ -342,6 +344,8 @@ class _LogWalk:
         damage_before = self._damage_count()
         gaps_before = len(self.gaps)
         physical = 0
+        encryption = self.encryption
+        encryption.start_file()
         for raw in iter_lines(path):
             physical += 1
             self.report.lines_checked += 1
@@ -367,6 +371,9 @@ class _LogWalk:
                     fi = line.body.get("file_index")
                     header_index = fi if type(fi) is int else None
                     self.on_header(line, raw, path)
+                    problem = encryption.on_header(line.body, path)
+                    if problem is not None:
+                        self.find(problem[0], path, problem[1], raw, line.seq)
                 else:
                     self.find(Verdict.TAMPERED, path, "file does not start with a header",
                               raw, line.seq)
@@ -395,6 +402,9 @@ class _LogWalk:
                 self.summary.events += 1
                 if line.body.get("event_type") == REJECTED_EVENT_TYPE:
                     self.summary.rejected += 1
+                problem = encryption.on_event(line.body)
+                if problem is not None:
+                    self.find(problem[0], path, problem[1], raw, line.seq)
             elif kind != LineKind.HEADER:
                 self.find(Verdict.CANNOT_VERIFY, path, "unknown line kind", raw, line.seq)
             last = line
@@ -605,6 +615,7 @@ def verify_files(files: list[str], keyring: Keyring,
             walk.walk_file(info, advance(info.size))
             done += info.size
         walk.finish(stray_files=bool(stray))
+        walk.summary.encrypted = walk.encryption.encrypted_events
         report.logs.append(walk.summary)
     return report
 

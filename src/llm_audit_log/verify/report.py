@@ -33,9 +33,10 @@ def render_text(report: Report, *, max_findings: int = 200) -> str:
                f"verified: {report.lines_verified}")
     for log in report.logs:
         state = "closed" if log.closed else "open"
+        encrypted = f", {log.encrypted} encrypted" if log.encrypted else ""
         out.append(f"  log {log.log_id}: {len(log.files)} file(s), {log.lines} lines, "
-                   f"{log.events} events ({log.rejected} rejected), seq {log.first_seq}.."
-                   f"{log.last_seq}, {state}")
+                   f"{log.events} events ({log.rejected} rejected{encrypted}), seq "
+                   f"{log.first_seq}..{log.last_seq}, {state}")
     ordered = sorted(report.findings, key=lambda f: -f.verdict.severity)
     for finding in ordered[:max_findings]:
         where = finding.file or "-"

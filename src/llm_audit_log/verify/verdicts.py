@@ -115,6 +115,7 @@ class LogSummary:
     lines: int = 0
     events: int = 0
     rejected: int = 0
+    encrypted: int = 0
     first_seq: int | None = None
     last_seq: int | None = None
     closed: bool = False
