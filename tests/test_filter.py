@@ -30,7 +30,7 @@ GOOD = {"event_type": "llm.completion", "user_id": "u-7", "status": "success",
 def record(extra: dict | None = None, msg: str = "m") -> logging.LogRecord:
     rec = logging.LogRecord("audit", logging.INFO, __file__, 1, msg, None, None)
     for key, value in (extra or {}).items():
-        setattr(rec, key, value)
+        rec.__dict__[key] = value  # as Logger.makeRecord stores extras
     return rec
 
 
