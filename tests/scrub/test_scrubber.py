@@ -355,11 +355,17 @@ ADVERSARIAL = {
 class TestBounded:
     @pytest.mark.parametrize("name", sorted(ADVERSARIAL))
     def test_adversarial_input_is_fast(self, name):
-        """No catastrophic backtracking: each 100k-character input scrubs in < 0.5 s."""
+        """
+        No catastrophic backtracking: each 100k-character input scrubs in seconds at most.
+
+        The bound only separates linear work (well under a second, even with 11,000
+        findings on a loaded 2-core machine) from backtracking (minutes to years); speed
+        itself is measured in benchmarks/, not here.
+        """
         wide = Scrubber(digest=digest, ip_addresses=True, max_chars=200_000)
         start = time.perf_counter()
         wide.scrub_text(ADVERSARIAL[name], {})
-        assert time.perf_counter() - start < 0.5
+        assert time.perf_counter() - start < 5.0
 
     def test_time_grows_linearly(self):
         """Ten times the input takes far less than a hundred times as long."""
