@@ -214,3 +214,16 @@ class TestAuditorKey:
             load_auditor_key(path)
         assert entry["private"][:-4] not in str(info.value)
         assert entry["public"] not in str(info.value)
+
+
+class TestMisplacedKeyMaterial:
+    def test_keyring_json_in_a_path_variable_is_never_echoed(self, monkeypatch):
+        """env:VAR holding the keyring itself (not a path): a clear error without the keys."""
+        ring = Keyring.generate()
+        text = ring.unsafe_export_json()
+        monkeypatch.setenv("LLM_AUDIT_KEYRING", text)
+        with pytest.raises(KeyringError, match="env-inline:LLM_AUDIT_KEYRING") as info:
+            load_keyring("env:LLM_AUDIT_KEYRING")
+        for secret in secret_strings(ring):
+            assert secret not in str(info.value)
+        assert "{" not in str(info.value)

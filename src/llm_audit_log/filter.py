@@ -220,16 +220,16 @@ class AuditFilter(logging.Filter):
         raw_text: list[tuple[str, str]] = []
         raw_size = 0
         for raw_name, hashed_name in raw_pairs:
-            value = payload.pop(raw_name, None)
-            if value is None:
+            if raw_name not in payload:
                 continue
+            value = payload.pop(raw_name)
             if type(value) is not str or hashed_name in payload:
                 return None
             raw_text.append((hashed_name, value))
             raw_size += len(value)
         try:
             message = record.getMessage()
-            text = orjson.dumps([message, *payload.values()], option=_STRICT_JSON)
+            text = orjson.dumps([message, record.name, *payload.values()], option=_STRICT_JSON)
             if (len(text) + raw_size) * 2 > self._limits.max_bytes or type(message) is not str:
                 return None
             if not _finite_and_shallow(payload, self._limits, typed) or not valid(payload):

@@ -502,6 +502,20 @@ _CACHE: dict[tuple[str, int, int], Keyring] = {}
 _CACHE_LOCK = threading.Lock()
 
 
+def _path_from_env(var: str, value: str, what: str) -> Path:
+    """
+    The path an ``env:VAR`` source names.
+
+    Anything that is not a plausible path, such as key material put in the variable by
+    mistake, is refused without echoing it.
+    """
+    if value.lstrip().startswith("{") or "\n" in value or len(value) > 1024:
+        raise KeyringError(
+            f"{what} env:{var}: the environment variable holds key material, not a file "
+            f"path; use the source env-inline:{var} for that (the value is not shown)")
+    return Path(value).expanduser()
+
+
 def _read_key_file(path: Path, source: str, what: str) -> tuple[str, os.stat_result]:
     try:
         st = path.stat()
@@ -544,7 +558,7 @@ def load_auditor_key(source: str | os.PathLike[str] | AuditorKey) -> AuditorKey:
         value = os.environ.get(spec[4:])
         if not value:
             raise KeyringError(f"auditor key {spec}: environment variable {spec[4:]} is not set")
-        path = Path(value).expanduser()
+        path = _path_from_env(spec[4:], value, "auditor key")
     else:
         spec = spec.removeprefix("file:")
         if not spec:
@@ -601,7 +615,7 @@ def load_keyring(source: str | os.PathLike[str] | Keyring = DEFAULT_KEYRING_SOUR
             raise KeyringError(
                 f"keyring {spec}: environment variable {var} is not set; create a keyring "
                 f"with `llm-audit keygen --out PATH` and export {var}=PATH")
-        return _read_keyring_file(Path(value).expanduser(), spec)
+        return _read_keyring_file(_path_from_env(var, value, "keyring"), spec)
     if spec.startswith("env-inline:"):
         var = spec[len("env-inline:"):]
         value = os.environ.get(var)

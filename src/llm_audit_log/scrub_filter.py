@@ -86,6 +86,8 @@ def scrub_record_text(record: logging.LogRecord, scrubber: Scrubber,
         record.exc_text = scrubber.scrub_text(record.exc_text, counts)
     if record.stack_info:
         record.stack_info = scrubber.scrub_text(record.stack_info, counts)
+    if type(record.name) is str:  # logger names can be built from data too
+        record.name = scrubber.scrub_text(record.name, counts)
 
 
 class ScrubFilter(logging.Filter):

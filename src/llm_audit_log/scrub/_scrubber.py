@@ -322,10 +322,10 @@ class Scrubber(PayloadWalk):
         Whether a payload without nested objects provably needs no scrubbing.
 
         A fast path for the audit filter, which already made ``text``: the compact JSON
-        (orjson bytes) of ``[message, *payload.values()]``. Top-level keys are checked by
-        name (cached) and the gate runs once over all the values. Nested objects, escapes
-        (which could hide ``"password": "..."`` from the gate), custom patterns and IP
-        detection always take the full walk (False).
+        (orjson bytes) of ``[message, logger name, *payload.values()]``. Top-level keys
+        are checked by name (cached) and the gate runs once over all the values. Nested
+        objects, escapes (which could hide ``"password": "..."`` from the gate), custom
+        patterns and IP detection always take the full walk (False).
         """
         if self._extra or len(text) > self._max_chars or b"{" in text or b"\\" in text:
             return False
