@@ -16,7 +16,7 @@ from llm_audit_log.keys import (
     load_auditor_key,
     load_keyring,
 )
-from llm_audit_log.verify import DecryptedLine, decrypt_paths, verify_paths
+from llm_audit_log.verify import DecryptedLine, decrypt_paths, verify_cloudwatch, verify_paths
 from llm_audit_log.verify.report import ProgressDisplay, render_json, render_text
 from llm_audit_log.verify.verdicts import EXIT_CANNOT_VERIFY, EXIT_OK, EXIT_USAGE
 
@@ -101,12 +101,17 @@ def _add_auditor(args: argparse.Namespace) -> int:
 
 
 def _verify(args: argparse.Namespace) -> int:
+    if args.cloudwatch is None and not args.paths:  # usage first: exit 2, not 4
+        print("llm-audit verify: give log paths, or --cloudwatch GROUP", file=sys.stderr)
+        return EXIT_USAGE
     source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
         ring = load_keyring(source)
     except KeyringError as exc:
         print(f"llm-audit verify: cannot verify: {exc}", file=sys.stderr)
         return EXIT_CANNOT_VERIFY
+    if args.cloudwatch is not None:
+        return _verify_cloudwatch(args, ring)
     total = 0
     for p in args.paths:
         if os.path.isdir(p):
@@ -122,6 +127,22 @@ def _verify(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
+    print(render_json(report) if args.json else render_text(report))
+    return report.exit_code
+
+
+def _verify_cloudwatch(args: argparse.Namespace, ring: Keyring) -> int:
+    if args.paths:
+        print("llm-audit verify: with --cloudwatch, give local files with --against",
+              file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        report = verify_cloudwatch(args.cloudwatch, args.stream, ring, against=args.against,
+                                   region=args.region, endpoint_url=args.endpoint_url,
+                                   profile=args.profile)
+    except VerificationError as exc:
+        print(f"llm-audit verify: {exc}", file=sys.stderr)
+        return EXIT_USAGE
     print(render_json(report) if args.json else render_text(report))
     return report.exit_code
 
@@ -194,9 +215,19 @@ def build_parser() -> argparse.ArgumentParser:
     keygen.set_defaults(func=_keygen)
 
     verify = sub.add_parser("verify", help="verify log files or directories")
-    verify.add_argument("paths", nargs="+", help="log files and/or directories")
+    verify.add_argument("paths", nargs="*", help="log files and/or directories")
     verify.add_argument("--keyring", help="keyring path or source (default: $LLM_AUDIT_KEYRING)")
     verify.add_argument("--json", action="store_true", help="print a JSON report")
+    verify.add_argument("--cloudwatch", metavar="GROUP",
+                        help="verify CloudWatch Logs streams of GROUP instead of files")
+    verify.add_argument("--stream", action="append", metavar="NAME",
+                        help="with --cloudwatch: this stream only (repeatable; default: all)")
+    verify.add_argument("--against", action="append", metavar="PATH",
+                        help="with --cloudwatch: cross-check with these local files or "
+                             "directories (repeatable)")
+    verify.add_argument("--region", help="AWS region for --cloudwatch (default: the AWS chain)")
+    verify.add_argument("--endpoint-url", metavar="URL", help="CloudWatch Logs endpoint")
+    verify.add_argument("--profile", help="AWS profile for --cloudwatch")
     verify.set_defaults(func=_verify)
 
     decrypt = sub.add_parser(

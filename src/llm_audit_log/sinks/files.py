@@ -39,8 +39,16 @@ from llm_audit_log.errors import AuditLogWarning, ConfigurationError, DataKeyErr
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
-from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, ParsedLine, dumps_canonical
+from llm_audit_log.seal import (
+    GENESIS_PREV,
+    MAX_LINE_BYTES,
+    Chain,
+    LineKind,
+    ParsedLine,
+    dumps_canonical,
+)
 from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
+from llm_audit_log.sinks._sender import is_ignored
 from llm_audit_log.sinks._tail import read_header, read_tail
 
 __all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
@@ -57,6 +65,8 @@ _WHEN_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 _ENVELOPE_RESERVE: Final = 320
 _FOOTER_RESERVE: Final = 512
 _LIBRARY: Final = "llm-audit-log/1"
+#: Largest body sealed as is; room is left for the envelope and base64 when encrypting.
+_MAX_BODY_BYTES: Final = (MAX_LINE_BYTES - 4096) * 3 // 4
 #: After a failed data-key request (KMS unreachable), rotation waits this long to retry.
 _KEY_RETRY_SECONDS: Final = 60.0
 _FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
@@ -120,9 +130,12 @@ class AuditFileHandler(logging.Handler):
         kms_key_id: KMS key id, ARN or alias, for ``encrypt="kms"``.
         kms_region / kms_endpoint_url: for the boto3 client (default: the AWS chain).
         kms_client_factory: instead of the two above, a callable returning a KMS client.
+        cloudwatch: options of a :class:`~llm_audit_log.sinks.cloudwatch.CloudWatchSink`
+            (``log_group`` required) that receives every line written, byte for byte.
 
     .. versionadded:: 0.2 *encrypt*, *clear_fields*, *kms_key_id*, *kms_region*,
        *kms_endpoint_url*, *kms_client_factory*
+    .. versionadded:: 0.3 *cloudwatch*
 
     """
 
@@ -145,6 +158,7 @@ class AuditFileHandler(logging.Handler):
         kms_region: str | None = None,
         kms_endpoint_url: str | None = None,
         kms_client_factory: Callable[[], Any] | None = None,
+        cloudwatch: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(level)
         if not isinstance(maxBytes, int) or maxBytes < 0:
@@ -195,6 +209,15 @@ class AuditFileHandler(logging.Handler):
         self._rollover_at: float | None = None
         self._header_seq = 0
         self._header_prev = GENESIS_PREV
+        self._sinks: list[Any] = []
+        if cloudwatch is not None:
+            from llm_audit_log.sinks import cloudwatch as cw  # noqa: PLC0415 - only when asked
+
+            sink, drain = cw.sink_from_config(cloudwatch, logger_name=stem, default_spill_dir=(
+                os.path.join(directory, ".cloudwatch-spill")))
+            self._sinks.append(sink)
+            if drain:
+                cw.install_sigterm_drain(sink.flush)
         _live_handlers.add(self)
         if not delay:
             with self.lock:  # type: ignore[union-attr]
@@ -222,8 +245,15 @@ class AuditFileHandler(logging.Handler):
         """Honour ``namer`` as the stdlib rotating handlers do."""
         return default_name if not callable(self.namer) else self.namer(default_name)
 
+    @property
+    def sinks(self) -> tuple[Any, ...]:
+        """The remote sinks (CloudWatch) that receive every line written."""
+        return tuple(self._sinks)
+
     def emit(self, record: logging.LogRecord) -> None:
         """Process (if no AuditFilter ran), format, seal and write one line."""
+        if self._sinks and is_ignored(record.name):
+            return  # botocore's own logging must not feed the sender
         try:
             if STATE_ATTR not in record.__dict__ and not self._fallback.filter(record):
                 return
@@ -234,8 +264,14 @@ class AuditFileHandler(logging.Handler):
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
                 body = dumps_canonical(source)
+            if len(body) * 6 > _MAX_BODY_BYTES and len(body.encode()) > _MAX_BODY_BYTES:
+                source = self._fallback.rejected_body(
+                    record, [("", f"record too large to seal ({len(body.encode())} bytes)")])
+                body = dumps_canonical(source)
             if self._fd is None:
                 self._open()
+            if self._sinks:
+                self._write_sink_gaps()
             state_body = record.__dict__[STATE_ATTR].body
             if self._encryption is not None:
                 self._emit_encrypted(body, source, state_body)
@@ -246,8 +282,27 @@ class AuditFileHandler(logging.Handler):
             self._write(LineKind.EVENT, body, state_body.get("timestamp"))
         except RecursionError:
             raise
-        except Exception:
+        except Exception as exc:
+            self._record_loss(record, exc)
             self.handleError(record)
+
+    def _record_loss(self, record: logging.LogRecord, exc: Exception) -> None:
+        """
+        A record could not be written: leave a signed trace of it.
+
+        In the current file if it still takes lines (a rejected record naming the error
+        type), else counted for the next start's resume record.
+        """
+        if self._fd is not None and self._chain is not None and self._encryption is None:
+            try:
+                body = self._fallback.rejected_body(
+                    record, [("", f"could not be written ({type(exc).__name__})")])
+                self._write(LineKind.EVENT, dumps_canonical(body))
+            except Exception:  # noqa: S110 - counted below, acknowledged on the next start
+                pass
+            else:
+                return
+        self._lost += 1
 
     def _emit_encrypted(self, body: str, rejected: dict[str, Any] | None,
                         state_body: Mapping[str, Any]) -> None:
@@ -318,7 +373,7 @@ class AuditFileHandler(logging.Handler):
             # an empty next file (an unfinished rotation), never a log that looks cut short.
             fd, path = self._create_file(old + 1)
             try:
-                self._write_footer("rotate", old + 1)
+                self._write_footer("rotate", old + 1, path)
                 self._close_fd(sync=True)
             except BaseException:
                 os.close(fd)
@@ -332,6 +387,8 @@ class AuditFileHandler(logging.Handler):
             if self._fd is not None:
                 os.fsync(self._fd)
                 self._unsynced = 0
+            for sink in self._sinks:
+                sink.flush(0)  # send now, without waiting (sink.flush(timeout) waits)
 
     def close(self) -> None:
         """Write the closing footer, fsync and release; safe to call twice."""
@@ -339,6 +396,7 @@ class AuditFileHandler(logging.Handler):
             try:
                 if self._fd is not None:
                     try:
+                        self._write_sink_gaps()
                         self._write_footer("close", None)
                     finally:
                         self._close_fd(sync=True)
@@ -346,6 +404,8 @@ class AuditFileHandler(logging.Handler):
                     self._encryption.erase()
                 self._release_name()
             finally:
+                for sink in self._sinks:
+                    sink.close()  # delivers or spills everything; never raises
                 super().close()
 
     def handleError(self, record: logging.LogRecord) -> None:
@@ -377,11 +437,12 @@ class AuditFileHandler(logging.Handler):
             while written < len(line):  # only on errors such as a full disk
                 written += os.write(fd, line[written:])
         except OSError:
-            self._lost += 1
             self._abandon_file()
             raise
         chain.next_seq += 1  # the line is written: only now does the chain advance
         chain.prev_hash = line_hash
+        for sink in self._sinks:  # the same bytes, after the file has them
+            sink.submit(line, chain.next_seq - 1, int(time.time() * 1000))
         self._size += len(line)
         self._lines += 1
         if self._fsync_every:
@@ -394,10 +455,20 @@ class AuditFileHandler(logging.Handler):
         body.setdefault("timestamp", utc_now())
         self._write(kind, dumps_canonical(body))
 
-    def _write_footer(self, reason: str, next_index: int | None) -> None:
-        self._write_body(LineKind.FOOTER, {
-            "file_index": self._file_index, "reason": reason, "next_file_index": next_index,
-            "lines": self._lines + 1})
+    def _write_sink_gaps(self) -> None:
+        """Seal the sinks' reports of lines the service rejected as signed ``gap`` lines."""
+        for sink in self._sinks:
+            if sink.has_gap_reports:
+                for report in sink.take_gap_reports():
+                    self._write_body(LineKind.GAP, report)
+
+    def _write_footer(self, reason: str, next_index: int | None,
+                      next_file: str | None = None) -> None:
+        body: dict[str, Any] = {"file_index": self._file_index, "reason": reason,
+                                "next_file_index": next_index, "lines": self._lines + 1}
+        if next_file is not None:  # lets a verifier excuse exactly this file if left empty
+            body["next_file"] = os.path.basename(next_file)
+        self._write_body(LineKind.FOOTER, body)
 
     def _should_roll(self, body_len: int) -> bool:
         if self._lines <= 1:
@@ -554,9 +625,9 @@ class AuditFileHandler(logging.Handler):
                 self._chain = Chain(log_id=newest_log, next_seq=last.seq + 1,
                                     prev_hash=last.hash, kid=last.kid,
                                     mac=keyring.mac_function(last.kid))
-                clean = last.kind == LineKind.FOOTER
+                clean = last.kind == LineKind.FOOTER and not self._lost
                 self._new_file(index + 1, "restart" if clean else "resume", index)
-                if not clean or self._lost:
+                if not clean:
                     self._write_body(LineKind.RESUME, {
                         "file_index": index, "last_seq": last.seq, "last_hash": last.hash,
                         "torn_offset": tail.good_end, "torn_length": len(tail.torn),
@@ -604,6 +675,14 @@ class AuditFileHandler(logging.Handler):
                 self._rotate_key(self._keyring.active_kid)
 
     def _apply_retention(self) -> None:
+        """Retention never costs a record: failures are reported, and tried again later."""
+        try:
+            self._prune()
+        except Exception as exc:
+            self._report(f"retention could not finish ({type(exc).__name__}); "
+                         "it is tried again at the next rotation")
+
+    def _prune(self) -> None:
         """Delete whole files past retention, oldest first, after a signed prune line."""
         if self.retention_days is None or self._chain is None or self._fd is None:
             return
@@ -617,7 +696,10 @@ class AuditFileHandler(logging.Handler):
         for index, _header, path in files:
             tail = read_tail(path, self._keyring, self._chain.log_id)
             last = tail.last
-            if last is None or last.kind != LineKind.FOOTER or last.ts >= cutoff or tail.torn:
+            # Every file but the current one is finished (closed, rotated, or ended by a
+            # crash and acknowledged by the next file's resume record); its age is the
+            # time of the last line it verifiably holds.
+            if last is None or last.ts >= cutoff:
                 break
             pruned.append({"file_index": index, "name": os.path.basename(path),
                            "last_seq": last.seq, "last_hash": last.hash})
@@ -633,9 +715,17 @@ class AuditFileHandler(logging.Handler):
             "first_kept_seq": first_kept.seq if first_kept else self._header_seq,
             "first_kept_prev": first_kept.prev if first_kept else self._header_prev})
         os.fsync(self._fd)  # the prune line must be durable before anything is deleted
+        failed = 0
         for path in paths:
-            os.unlink(path)
+            try:
+                os.unlink(path)
+            except FileNotFoundError:
+                pass
+            except OSError:
+                failed += 1  # still on disk: verifies as before; pruned again next time
         self._fsync_dir()
+        if failed:
+            self._report(f"retention could not delete {failed} file(s); they stay and verify")
 
     def _forget_after_fork(self) -> None:
         """In a forked child: never continue the parent's chain; start a log of our own."""
@@ -648,5 +738,10 @@ class AuditFileHandler(logging.Handler):
         self._chain = None
         if self._encryption is not None:
             self._encryption.erase()  # the child writes a log of its own, with its own keys
-        self._lock_fd = None  # the parent holds the name lock
+        if self._lock_fd is not None:
+            try:
+                os.close(self._lock_fd)  # the parent's own descriptor keeps the lock
+            except OSError:
+                pass
+        self._lock_fd = None
         self._log_name = f"{self._stem}.pid{os.getpid()}"

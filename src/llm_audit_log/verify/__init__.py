@@ -6,6 +6,9 @@ Stage 7, verify: check sealed logs without trusting anything the files say about
 or an unsealed end, 4 could not verify. It never returns 0 for anything unchecked.
 Encrypted logs verify the same way, with the signing key alone.
 
+``verify_cloudwatch`` reads CloudWatch Logs streams back and verifies them the same way,
+optionally cross-checking them against local files (the same lines went to both).
+
 ``decrypt_paths`` verifies, then streams the lines in chain order with their bodies
 decrypted (:class:`DecryptedLine`), refusing (:class:`Refusal`) every line that failed.
 """
@@ -24,7 +27,7 @@ from llm_audit_log.verify._reader import collect_files
 from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Severity, Verdict
 
 __all__ = ["DecryptedLine", "Decryption", "Finding", "LogSummary", "Refusal", "Report",
-           "Severity", "Verdict", "decrypt_paths", "verify_paths"]
+           "Severity", "Verdict", "decrypt_paths", "verify_cloudwatch", "verify_paths"]
 
 
 def verify_paths(
@@ -47,6 +50,60 @@ def verify_paths(
     except FileNotFoundError as exc:
         raise VerificationError(f"no such file or directory: {exc.args[0]}") from None
     return verify_files(files, ring, progress)
+
+
+def verify_cloudwatch(
+    log_group: str,
+    streams: Sequence[str] | None = None,
+    keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
+    *,
+    against: Sequence[str | os.PathLike[str]] | None = None,
+    client: Any = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> Report:
+    """
+    Read CloudWatch streams back (paginated, nothing written to disk) and verify them.
+
+    Args:
+        log_group: the log group.
+        streams: stream names (default: every stream of the group).
+        keyring: the signing keys.
+        against: local log files or directories to cross-check the streams with.
+        client: a boto3 ``logs`` client (default: one from the three options below).
+        region: AWS region of the default client.
+        endpoint_url: CloudWatch Logs endpoint of the default client.
+        profile: AWS profile of the default client.
+
+    Raises:
+        VerificationError: the streams cannot be read, or a local path does not exist.
+        KeyringError: the keyring cannot be loaded.
+
+    .. versionadded:: 0.3
+
+    """
+    from llm_audit_log.verify import _cloudwatch  # noqa: PLC0415 - boto3 only when asked
+
+    ring = load_keyring(keyring)
+    if client is None:
+        import boto3  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        session = boto3.session.Session(profile_name=profile)
+        client = session.client("logs", region_name=region, endpoint_url=endpoint_url)
+    try:
+        read = _cloudwatch.read_streams(client, log_group, streams)
+    except Exception as exc:
+        detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        raise VerificationError(f"cannot read CloudWatch group {log_group!r}: {detail}") \
+            from None
+    report = _cloudwatch.verify_streams(read, ring)
+    if against:
+        try:
+            _cloudwatch.cross_check(report, read, [os.fspath(p) for p in against], ring)
+        except FileNotFoundError as exc:
+            raise VerificationError(f"no such file or directory: {exc.args[0]}") from None
+    return report
 
 
 def decrypt_paths(

@@ -15,13 +15,15 @@ import datetime as dt
 import hashlib
 import itertools
 import math
+import os
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
 from llm_audit_log.keys import MAC_ALG, Keyring
 from llm_audit_log.seal import (
     GENESIS_PREV,
+    MAX_LINE_BYTES,
     LineKind,
     MalformedLineError,
     ParsedLine,
@@ -32,7 +34,7 @@ from llm_audit_log.verify._encryption import EncryptionCheck
 from llm_audit_log.verify._reader import RawLine, iter_lines
 from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Severity, Verdict
 
-__all__ = ["verify_files"]
+__all__ = ["verify_files", "verify_sources"]
 
 #: Threads stamp records before they take the handler's lock, so neighbouring lines may be
 #: a little out of time order; only larger backward steps are reported.
@@ -49,6 +51,20 @@ class _FileInfo:
     path: str
     anchor: ParsedLine | None = None
     size: int = 0
+    lines: list[bytes] | None = None  # a virtual file (a CloudWatch stream's lines), not a path
+
+
+def _iter_source(info: _FileInfo) -> Iterator[RawLine]:
+    """The lines of a file, or of a virtual file (complete lines; offsets as if written out)."""
+    if info.lines is None:
+        yield from iter_lines(info.path)
+        return
+    offset = 0
+    for number, data in enumerate(info.lines, 1):
+        oversized = len(data) > MAX_LINE_BYTES
+        yield RawLine(offset, number, b"" if oversized else data, terminated=True,
+                      oversized=oversized)
+        offset += len(data) + 1
 
 
 @dataclass
@@ -61,6 +77,7 @@ class _FileEnd:
     last: ParsedLine | None
     good_end: int
     torn: bytes
+    virtual: bool = False
 
 
 @dataclass
@@ -101,9 +118,11 @@ class _LogWalk:
         self.expect_resume: _FileEnd | None = None
         self.prunes: list[ParsedLine] = []
         self.hidden_prefix: list[ParsedLine] = []
+        self.resume_of_pruned = False
         self.first_header_verified = True
         self.since_footer = 0
         self.anchors: dict[tuple[int, str], str] = {}
+        self.delivery_gaps: list[ParsedLine] = []
         self.encryption = EncryptionCheck()
 
     def find(self, verdict: Verdict, path: str | None, detail: str, raw: RawLine | None = None,
@@ -189,18 +208,25 @@ class _LogWalk:
             return False
         if self.kid is None:
             self.kid = line.kid
-        elif line.kid != self.kid:
-            if line.kid == self.pending_kid:
-                self.find(Verdict.KEY_ROTATED, path, "signing key rotated by a signed record",
-                          raw, line.seq)
-                self.kid = line.kid
-                self.pending_kid = None
-            else:
+        elif self.pending_kid is not None:
+            # A verified rotation retires the old key at once: the next line, and every
+            # later one, must be signed with the new key (else the old key could forge
+            # the log's end, which is what rotating a leaked key must prevent).
+            if line.kid != self.pending_kid:
                 self.find(Verdict.TAMPERED, path,
-                          "signed with another key and no rotation record announced it",
-                          raw, line.seq)
+                          "signed with the retired key after a key rotation", raw, line.seq)
                 self.after_bad += 1
                 return False
+            self.find(Verdict.KEY_ROTATED, path, "signing key rotated by a signed record",
+                      raw, line.seq)
+            self.kid = line.kid
+            self.pending_kid = None
+        elif line.kid != self.kid:
+            self.find(Verdict.TAMPERED, path,
+                      "signed with another key and no rotation record announced it",
+                      raw, line.seq)
+            self.after_bad += 1
+            return False
         info = self.keyring.info(line.kid)
         if info is not None and not info.valid_at(line.ts):
             self.find(Verdict.KEY_INVALID, path, "signed with a key outside its validity window",
@@ -264,6 +290,9 @@ class _LogWalk:
         if previous is None:
             if self.first_header is None:
                 self.first_header = line
+            # The file this one resumes from was pruned: its resume record cannot be
+            # matched (the prefix check in finish() decides whether the pruning was ours).
+            self.resume_of_pruned = reason == "resume"
             return
         if index > previous.index + 1:
             self.find(Verdict.FILE_MISSING, path,
@@ -277,10 +306,7 @@ class _LogWalk:
             return
         footer = previous.footer
         if reason == "resume":
-            if footer is not None:
-                self.find(Verdict.TAMPERED, path, "resume header after a cleanly closed file",
-                          raw, line.seq)
-            self.expect_resume = previous
+            self.expect_resume = previous  # its resume record must match the tail exactly
         elif reason in ("rotate", "restart"):
             if footer is None:
                 self.find(Verdict.TRUNCATED, path, "the previous file ends without its footer: "
@@ -296,6 +322,11 @@ class _LogWalk:
         """A resume record must acknowledge exactly what the previous file left behind."""
         previous, self.expect_resume = self.expect_resume, None
         body = line.body
+        if previous is None and self.resume_of_pruned:
+            self.resume_of_pruned = False
+            self.find(Verdict.RESUMED, path, "writer restarted after an unclean stop; the file "
+                      "it acknowledges was later removed by retention", raw, line.seq)
+            return
         if previous is None:
             self.find(Verdict.TAMPERED, path, "resume record where none was expected",
                       raw, line.seq)
@@ -309,6 +340,9 @@ class _LogWalk:
             "torn_length": len(previous.torn),
             "torn_sha256": hashlib.sha256(previous.torn).hexdigest(),
         }
+        if previous.virtual:  # a stream holds whole lines only: no torn bytes to compare
+            for key in ("torn_offset", "torn_length", "torn_sha256"):
+                del expected[key]
         if any(body.get(k) != v for k, v in expected.items()):
             self.find(Verdict.TAMPERED, path,
                       "resume record does not match the tail the previous file really has",
@@ -346,7 +380,7 @@ class _LogWalk:
         physical = 0
         encryption = self.encryption
         encryption.start_file()
-        for raw in iter_lines(path):
+        for raw in _iter_source(info):
             physical += 1
             self.report.lines_checked += 1
             if progress is not None and raw.number % 4096 == 0:
@@ -398,6 +432,8 @@ class _LogWalk:
                 self.prunes.append(line)
             elif kind == LineKind.KEY_ROTATION:
                 self.on_rotation(line, raw, path)
+            elif kind == LineKind.GAP:
+                self.delivery_gaps.append(line)
             elif kind == LineKind.EVENT:
                 self.summary.events += 1
                 if line.body.get("event_type") == REJECTED_EVENT_TYPE:
@@ -419,7 +455,8 @@ class _LogWalk:
                           f"file holds {physical} lines but its footer declares {declared}")
         self.prev_file = _FileEnd(path=path, index=header_index if header_index is not None
                                   else (self.prev_file.index + 1 if self.prev_file else 0),
-                                  footer=footer, last=last, good_end=good_end, torn=torn)
+                                  footer=footer, last=last, good_end=good_end, torn=torn,
+                                  virtual=info.lines is not None)
 
     def _damage_count(self) -> int:
         return sum(1 for f in self.report.findings if f.verdict.severity is Severity.DAMAGE)
@@ -441,10 +478,29 @@ class _LogWalk:
             return
         self.pending_kid = new_kid
 
+    def _undelivered_seqs(self) -> set[int]:
+        """Sequence numbers that signed ``gap`` lines of this log declare undelivered."""
+        seqs: set[int] = set()
+        for gap_line in self.delivery_gaps:
+            listed = gap_line.body.get("lines")
+            for item in listed if isinstance(listed, list) else []:
+                if isinstance(item, dict) and type(item.get("seq")) is int \
+                        and item.get("log") in (None, self.log_id):
+                    seqs.add(item["seq"])
+        return seqs
+
     # -- the two ends ------------------------------------------------------------------------
-    def finish(self, stray_files: bool) -> None:
+    def finish(self, stray_files: frozenset[str]) -> None:
         """Check the log's beginning (genesis or accounted prune) and its end."""
+        excused = self._undelivered_seqs()
         for gap in self.gaps:
+            covered = sum(1 for s in excused if gap.start <= s <= gap.end)
+            if covered and gap.missing > 0:
+                self.report.add(Finding(Verdict.DELIVERY_GAP, gap.file,
+                                        f"{min(covered, gap.missing)} line(s) before this line "
+                                        "were rejected by the remote sink, as its signed gap "
+                                        "record says", gap.offset, gap.line, gap.end + 1))
+                gap.missing -= covered
             if gap.missing > 0:
                 self.report.add(Finding(Verdict.GAP, gap.file,
                                         f"{gap.missing} line(s) missing before this line "
@@ -459,9 +515,10 @@ class _LogWalk:
                   and first.prev == GENESIS_PREV):
             index = first.body.get("file_index")
             accounted = any(
-                p.body.get("first_kept_file_index") == index
-                and p.body.get("first_kept_seq") == first.seq
-                and p.body.get("first_kept_prev") == first.prev for p in self.prunes)
+                (p.body.get("first_kept_file_index") == index
+                 and p.body.get("first_kept_seq") == first.seq
+                 and p.body.get("first_kept_prev") == first.prev)
+                or _pruned_successor(p, index, first) for p in self.prunes)
             if accounted:
                 self.find(Verdict.PRUNED, self.summary.files[0] if self.summary.files else None,
                           "older files were deleted by retention after a signed prune record")
@@ -489,7 +546,7 @@ class _LogWalk:
                 "is running or crashed, or lines were cut from the end", end.good_end,
                 count=max(self.since_footer, 1)))
         elif end.footer.body.get("reason") == "rotate":
-            if stray_files:
+            if end.footer.body.get("next_file") in stray_files:
                 self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
                                         "rotation did not finish (crash while opening the next "
                                         "file)"))
@@ -499,6 +556,22 @@ class _LogWalk:
                                         "newest file was deleted"))
         else:
             self.summary.closed = True
+
+
+def _pruned_successor(prune: ParsedLine, index: object, first: ParsedLine) -> bool:
+    """
+    Whether retention was interrupted right before deleting ``first``.
+
+    ``first`` is then a file the prune record meant to delete, and the file before it
+    (deleted) is listed with the hash and sequence number that ``first`` links to.
+    """
+    pruned = prune.body.get("pruned")
+    if not isinstance(pruned, list):
+        return False
+    before = {e.get("file_index"): e for e in pruned if isinstance(e, dict)}
+    entry = before.get(index - 1) if type(index) is int else None
+    return index in before and entry is not None and entry.get("last_hash") == first.prev \
+        and entry.get("last_seq") == first.seq - 1
 
 
 _BOM = b"\xef\xbb\xbf"
@@ -520,16 +593,19 @@ def _seconds_between(earlier: str, later: str) -> float:
     return (b - a).total_seconds()
 
 
-def _anchor(path: str, keyring: Keyring) -> _FileInfo:
+def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _FileInfo:
     """Find the first line that verifies, which places the file in its log."""
-    info = _FileInfo(path)
-    try:
-        with open(path, "rb") as fh:
-            fh.seek(0, 2)
-            info.size = fh.tell()
-    except OSError:
-        return info
-    for raw in iter_lines(path):
+    info = _FileInfo(path, lines=lines)
+    if lines is not None:
+        info.size = sum(len(line) + 1 for line in lines)
+    else:
+        try:
+            with open(path, "rb") as fh:
+                fh.seek(0, 2)
+                info.size = fh.tell()
+        except OSError:
+            return info
+    for raw in _iter_source(info):
         if raw.number > _ANCHOR_SEARCH:
             break
         if raw.oversized or not raw.terminated:
@@ -566,7 +642,7 @@ def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> bool:
     walk = _LogWalk(report, keyring, "")
     any_envelope = False
     before = len(report.findings)
-    for raw in iter_lines(info.path):
+    for raw in _iter_source(info):
         report.lines_checked += 1
         if not raw.terminated:
             if raw.number == 1 and (raw.data.startswith(_LINE_START)
@@ -588,9 +664,25 @@ def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> bool:
 def verify_files(files: list[str], keyring: Keyring,
                  progress: Callable[[int], None] | None = None) -> Report:
     """Verify the given log files (any order, any names) and return the full report."""
-    report = Report()
-    infos = [_anchor(path, keyring) for path in files]
-    report.files_checked = len(infos)
+    return _verify_infos([_anchor(path, keyring) for path in files], keyring, progress)
+
+
+def verify_sources(sources: list[tuple[str, list[bytes]]], keyring: Keyring,
+                   report: Report | None = None) -> Report:
+    """
+    Verify virtual files, each a name and its complete lines (without newlines), like files.
+
+    CloudWatch streams arrive this way, split at their header lines (see ``_cloudwatch``).
+    """
+    return _verify_infos([_anchor(name, keyring, lines) for name, lines in sources], keyring,
+                         None, report)
+
+
+def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
+                  progress: Callable[[int], None] | None,
+                  report: Report | None = None) -> Report:
+    report = report if report is not None else Report()
+    report.files_checked += len(infos)
     done = 0
 
     def advance(size: int) -> Callable[[int], None] | None:
@@ -614,7 +706,7 @@ def verify_files(files: list[str], keyring: Keyring,
         for info in members:
             walk.walk_file(info, advance(info.size))
             done += info.size
-        walk.finish(stray_files=bool(stray))
+        walk.finish(stray_files=frozenset(os.path.basename(p) for p in stray))
         walk.summary.encrypted = walk.encryption.encrypted_events
         report.logs.append(walk.summary)
     return report

@@ -52,6 +52,7 @@ class Verdict(str, enum.Enum):
     PRUNED = "pruned"
     KEY_ROTATED = "key_rotated"
     EMPTY_FILE = "empty_file"
+    DELIVERY_GAP = "delivery_gap"
 
     @property
     def severity(self) -> Severity:
@@ -73,12 +74,15 @@ _SEVERITY = {
     Verdict.KEY_INVALID: Severity.DAMAGE,
     Verdict.INCOMPLETE_TAIL: Severity.INCOMPLETE,
     Verdict.UNSEALED: Severity.INCOMPLETE,
+    Verdict.DELIVERY_GAP: Severity.INCOMPLETE,  # the writer's signed record of a rejection
     Verdict.CANNOT_VERIFY: Severity.UNVERIFIABLE,
     Verdict.CLOCK_STEP: Severity.INFO,
     Verdict.RESUMED: Severity.INFO,
     Verdict.PRUNED: Severity.INFO,
     Verdict.KEY_ROTATED: Severity.INFO,
-    Verdict.EMPTY_FILE: Severity.INFO,
+    # The writer reuses an empty file it left behind; one that stays empty is a crash not
+    # yet recovered from, or a log emptied by someone: never "verified".
+    Verdict.EMPTY_FILE: Severity.INCOMPLETE,
 }
 
 

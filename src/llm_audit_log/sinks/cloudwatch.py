@@ -1,0 +1,273 @@
+"""
+Shipping sealed lines to CloudWatch Logs, without ever losing one silently.
+
+Two ways to use it, both from dictConfig:
+
+* ``CloudWatchHandler``: CloudWatch only. The handler owns its chain, exactly as
+  :class:`~llm_audit_log.sinks.files.AuditFileHandler` does: a ``header`` line starts every
+  stream, events follow, a ``footer`` ends it on a clean close.
+* ``AuditFileHandler(..., cloudwatch={...})``: one chain, two sinks. Every line written to
+  the files is also submitted to a :class:`CloudWatchSink`, byte for byte, so each copy
+  verifies on its own and the two can be cross-checked (``llm-audit verify --against``).
+
+``emit`` only seals and queues; a background thread batches within every service limit,
+spills to a local file through throttling and outages, and replays in order. Events the
+service rejects become signed ``gap`` lines. The counters (``submitted``, ``sent``,
+``calls``, ``retried``, ``spilled``, ``rejected``, ``dropped``, ``chunked``) are exposed.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import secrets
+import signal
+import sys
+import threading
+import time
+import weakref
+from collections.abc import Callable, Mapping
+from types import FrameType
+from typing import Any, Final
+
+from llm_audit_log.context import format_timestamp, host_name, utc_now
+from llm_audit_log.errors import ConfigurationError
+from llm_audit_log.filter import STATE_ATTR, AuditFilter
+from llm_audit_log.formatter import AuditFormatter
+from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
+from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, dumps_canonical
+from llm_audit_log.sinks._sender import CloudWatchSink, is_ignored
+
+__all__ = ["CloudWatchHandler", "CloudWatchSink", "install_sigterm_drain", "sink_from_config"]
+
+_LIBRARY: Final = "llm-audit-log/1"
+_SINK_OPTIONS: Final = frozenset({
+    "log_group", "stream_name", "region", "endpoint_url", "profile", "client_factory",
+    "create_group", "create_stream", "retention", "kms_key_id", "queue_size", "on_full",
+    "block_timeout", "send_interval", "spill_dir", "max_backoff", "flush_timeout",
+    "close_timeout", "drain_on_sigterm"})
+
+_live_handlers: weakref.WeakSet[CloudWatchHandler] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for handler in list(_live_handlers):
+        handler._chain = None  # noqa: SLF001 - the child starts a log of its own
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+def _retention(value: int | str | None) -> int | None:
+    from llm_audit_log.sinks.files import _retention_days  # noqa: PLC0415 - import cycle
+
+    return _retention_days(value)
+
+
+def sink_from_config(options: Mapping[str, Any], *, logger_name: str,
+                     default_spill_dir: str | None = None) -> tuple[CloudWatchSink, bool]:
+    """
+    Build a sink from a (dictConfig) mapping, copied item by item; returns it and drain_on_sigterm.
+
+    Raises:
+        ConfigurationError: an unknown or bad option.
+
+    """
+    config = {key: options[key] for key in list(options)}  # ConvertingDict: resolve ext://
+    unknown = set(config) - _SINK_OPTIONS
+    if unknown:
+        raise ConfigurationError(f"cloudwatch: unknown option(s) {sorted(unknown)}; expected "
+                                 f"some of {sorted(_SINK_OPTIONS)}")
+    if "log_group" not in config:
+        raise ConfigurationError("cloudwatch: log_group is required")
+    drain = config.pop("drain_on_sigterm", False)
+    if not isinstance(drain, bool):
+        raise ConfigurationError("cloudwatch: drain_on_sigterm must be true or false")
+    config["retention_days"] = _retention(config.pop("retention", None))
+    if default_spill_dir is not None:
+        config.setdefault("spill_dir", default_spill_dir)
+    return CloudWatchSink(logger_name=logger_name, **config), drain
+
+
+def install_sigterm_drain(drain: Callable[[], object]) -> bool:
+    """
+    On SIGTERM, run ``drain`` first, then whatever handled SIGTERM before.
+
+    With the default action before, the process exits through ``SystemExit`` (143), so
+    ``atexit`` and ``logging.shutdown`` still close every handler. Only the main thread can
+    install signal handlers; elsewhere nothing is installed and False is returned.
+    """
+    if threading.current_thread() is not threading.main_thread():
+        return False
+    previous = signal.getsignal(signal.SIGTERM)
+
+    def on_sigterm(signum: int, frame: FrameType | None) -> None:
+        try:
+            drain()
+        finally:
+            if callable(previous):
+                previous(signum, frame)
+            elif previous != signal.SIG_IGN:
+                raise SystemExit(128 + signum)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
+    return True
+
+
+class CloudWatchHandler(logging.Handler):
+    """
+    Seal audit records and ship them to CloudWatch Logs (no local files).
+
+    Each handler (and each forked child) writes one log, with its own log id, into one
+    stream: a ``header`` line first, a ``footer`` on :meth:`close`. Stream order is never
+    trusted: every line carries its sequence number and the previous line's hash.
+
+    Args:
+        log_group: the log group name.
+        stream_name: template with ``{host}``, ``{pid}``, ``{date}``, ``{logger}``, ``{rand}``.
+        keyring: key source for signing (``env:VAR``, ``file:PATH``...).
+        retention: days or a retention class, applied when ``create_group`` creates the group
+            (rounded up to a value CloudWatch allows).
+        drain_on_sigterm: on SIGTERM, deliver (or spill) what is queued, then chain to the
+            previous SIGTERM handler.
+        Other keywords go to :class:`CloudWatchSink` (client, limits, queue, spill, timeouts).
+
+    .. versionadded:: 0.3
+
+    """
+
+    def __init__(
+        self,
+        log_group: str,
+        stream_name: str = "{host}-{date}-{pid}-{rand}",
+        *,
+        keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
+        level: int | str = logging.NOTSET,
+        retention: int | str | None = None,
+        drain_on_sigterm: bool = False,
+        logger_name: str = "audit",
+        **sink_options: Any,
+    ) -> None:
+        super().__init__(level)
+        unknown = set(sink_options) - _SINK_OPTIONS
+        if unknown:
+            raise ConfigurationError(f"CloudWatchHandler: unknown option(s) {sorted(unknown)}")
+        self._keyring = load_keyring(keyring)
+        self._fallback = AuditFilter(keyring=self._keyring)
+        self.formatter = AuditFormatter()
+        self.sink = CloudWatchSink(log_group, stream_name, logger_name=logger_name,
+                                   retention_days=_retention(retention), **sink_options)
+        self._chain: Chain | None = None
+        self._lines = 0
+        _live_handlers.add(self)
+        if drain_on_sigterm:
+            install_sigterm_drain(self._drain_for_exit)
+
+    def __repr__(self) -> str:
+        kid = self._chain.kid if self._chain else self._keyring.active_kid
+        return (f"<{type(self).__name__} {self.sink.log_group}/{self.sink.stream_name} "
+                f"kid={kid} ({logging.getLevelName(self.level)})>")
+
+    @property
+    def counters(self) -> dict[str, int]:
+        """A snapshot of the sink's counters."""
+        return dict(self.sink.counters)
+
+    def setFormatter(self, fmt: logging.Formatter | None) -> None:
+        """Only :class:`AuditFormatter` (or a subclass) produces bodies we can seal."""
+        if fmt is not None and not isinstance(fmt, AuditFormatter):
+            raise ConfigurationError(
+                "CloudWatchHandler needs an AuditFormatter (or subclass) as its formatter")
+        super().setFormatter(fmt or AuditFormatter())
+
+    def emit(self, record: logging.LogRecord) -> None:
+        """Process (if no AuditFilter ran), format, seal and queue one line."""
+        if is_ignored(record.name):
+            return
+        try:
+            if STATE_ATTR not in record.__dict__ and not self._fallback.filter(record):
+                return
+            try:
+                body = self.format(record)
+            except Exception as exc:
+                body = dumps_canonical(self._fallback.rejected_body(
+                    record, [("", f"formatting failed ({type(exc).__name__})")]))
+            if self._chain is None:
+                self._open()
+            if self.sink.has_gap_reports:
+                self._write_gaps()
+            self._write(LineKind.EVENT, body, record.__dict__[STATE_ATTR].body.get("timestamp"))
+        except RecursionError:
+            raise
+        except Exception:
+            self.handleError(record)
+
+    def _write(self, kind: str, body: str, ts: str | None = None) -> None:
+        chain = self._chain
+        assert chain is not None
+        now = time.time()
+        line, line_hash = chain.seal(kind, body, ts or format_timestamp(now))
+        seq = chain.next_seq
+        chain.next_seq += 1
+        chain.prev_hash = line_hash
+        self._lines += 1
+        self.sink.submit(line, seq, int(now * 1000))
+
+    def _write_body(self, kind: str, body: dict[str, Any]) -> None:
+        body.setdefault("timestamp", utc_now())
+        self._write(kind, dumps_canonical(body))
+
+    def _open(self) -> None:
+        keyring = self._keyring
+        active = keyring.active_kid
+        self._chain = Chain(log_id=f"L{secrets.token_hex(10)}", next_seq=0,
+                            prev_hash=GENESIS_PREV, kid=active, mac=keyring.mac_function(active))
+        self._lines = 0
+        self._write_body(LineKind.HEADER, {
+            "file_index": 1, "name": self.sink.stream_name, "reason": "genesis",
+            "prev_file_index": None, "host": host_name(), "pid": os.getpid(),
+            "library": _LIBRARY, "sink": "cloudwatch", "log_group": self.sink.log_group})
+
+    def _write_gaps(self) -> None:
+        for report in self.sink.take_gap_reports():
+            self._write_body(LineKind.GAP, report)
+
+    def flush(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """
+        Send what is queued; True once everything is delivered (spill included).
+
+        Returns False after ``timeout`` seconds (default: the sink's ``flush_timeout``).
+        """
+        return self.sink.flush(timeout)
+
+    def close(self, timeout: float | None = None) -> bool:  # type: ignore[override]
+        """Write the closing footer, deliver or spill everything; safe to call twice."""
+        with self.lock:  # type: ignore[union-attr]
+            try:
+                if self._chain is not None:
+                    if self.sink.has_gap_reports:
+                        self._write_gaps()
+                    self._write_body(LineKind.FOOTER, {
+                        "file_index": 1, "reason": "close", "next_file_index": None,
+                        "lines": self._lines + 1})
+                    self._chain = None
+                delivered = self.sink.close(timeout)
+            finally:
+                super().close()
+        return delivered
+
+    def _drain_for_exit(self) -> None:
+        self.sink.flush()
+
+    def handleError(self, record: logging.LogRecord) -> None:
+        """Report a failure on stderr without the record's message, args or payload."""
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        exc = sys.exc_info()[1]
+        detail = type(exc).__name__ if exc else "unknown error"
+        try:
+            sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.sink.log_group}) "
+                             f"could not ship a record from logger {record.name!r}: {detail}\n")
+        except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
+            pass

@@ -1,0 +1,470 @@
+"""CloudWatch sink and handler, in process (moto's mock_aws): limits, chunks, spill, counters."""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+import stat
+import threading
+import time
+from typing import Any
+
+import boto3
+import pytest
+from botocore.exceptions import ClientError
+from moto import mock_aws
+
+from llm_audit_log import AuditFileHandler, Verdict, verify_paths
+from llm_audit_log.sinks._batching import (
+    MAX_BATCH_EVENTS,
+    MAX_EVENT_BYTES,
+    BatchBuilder,
+    Event,
+    batch_problems,
+    parse_chunk,
+    split_line,
+)
+from llm_audit_log.sinks._delivery import cloudwatch_retention
+from llm_audit_log.sinks.cloudwatch import CloudWatchHandler, CloudWatchSink
+from llm_audit_log.verify import verify_cloudwatch
+
+REGION = "us-east-1"
+
+
+@pytest.fixture
+def aws(monkeypatch):
+    """moto in process, with dummy credentials; yields a logs client."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", REGION)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        yield boto3.client("logs", region_name=REGION)
+
+
+class Recorder:
+    """A client factory wrapping moto's client: records every batch, can fail or reject."""
+
+    def __init__(self, fail_until: float = 0.0, reject_last: int = 0,
+                 error: str = "ThrottlingException") -> None:
+        self.batches: list[list[Event]] = []
+        self.fail_until = fail_until
+        self.reject_last = reject_last
+        self.error = error
+        self.failures = 0
+
+    def __call__(self) -> Any:
+        real = boto3.client("logs", region_name=REGION)
+        recorder = self
+
+        class Client:
+            exceptions = real.exceptions
+
+            def __getattr__(self, name: str) -> Any:
+                return getattr(real, name)
+
+            def put_log_events(self, **kw: Any) -> Any:
+                events = [Event(e["timestamp"], e["message"].encode()) for e in kw["logEvents"]]
+                if time.monotonic() < recorder.fail_until:
+                    recorder.failures += 1
+                    raise ClientError({"Error": {"Code": recorder.error, "Message": "x"}},
+                                      "PutLogEvents")
+                recorder.batches.append(events)
+                if recorder.reject_last:
+                    n, recorder.reject_last = recorder.reject_last, 0
+                    keep = len(kw["logEvents"]) - n
+                    kw["logEvents"] = kw["logEvents"][:keep]
+                    response = real.put_log_events(**kw) if kw["logEvents"] else {}
+                    response["rejectedLogEventsInfo"] = {"tooNewLogEventStartIndex": keep}
+                    return response
+                return real.put_log_events(**kw)
+
+        return Client()
+
+
+def line_of(size: int, seq: int = 0) -> bytes:
+    """A line-shaped blob of exactly ``size`` bytes."""
+    head = b'{"alg":"HS256","body":{"seq":%d,"x":"' % seq
+    return head + b"a" * (size - len(head) - 3) + b'"}}'
+
+
+NOW = int(time.time() * 1000)
+
+
+@pytest.fixture
+def cw_logger(aws, keyring, tmp_path):
+    """Make a uniquely named logger with a CloudWatchHandler; closes them afterwards."""
+    made: list[logging.Logger] = []
+
+    def make(group: str = "audit", **options: Any) -> logging.Logger:
+        options.setdefault("spill_dir", str(tmp_path / "spill"))
+        options.setdefault("create_group", True)
+        options.setdefault("region", REGION) if "client_factory" not in options else None
+        logger = logging.getLogger(f"tests.cw.{secrets.token_hex(6)}")
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+        logger.addHandler(CloudWatchHandler(group, keyring=keyring, **options))
+        made.append(logger)
+        return logger
+
+    yield make
+    for logger in made:
+        for handler in list(logger.handlers):
+            logger.removeHandler(handler)
+            handler.close()
+
+
+class TestBatchBuilder:
+    def test_burst_over_10000_events_is_split(self):
+        """A burst of 25,000 small events becomes batches of at most 10,000, none lost."""
+        builder = BatchBuilder()
+        batches = []
+        for i in range(25_000):
+            event = Event(1_000 + i, b"x" * 10)
+            if not builder.add(event):
+                batches.append(builder.take())
+                assert builder.add(event)
+        batches.append(builder.take())
+        assert 25_000 == sum(len(b) for b in batches)
+        assert all(not batch_problems(b) for b in batches)
+        assert MAX_BATCH_EVENTS == max(len(b) for b in batches)
+
+    def test_bytes_limit_counts_26_bytes_per_event(self):
+        """A batch stops before message bytes plus 26 per event pass 1,048,576."""
+        builder = BatchBuilder()
+        size = 1000
+        added = 0
+        while builder.add(Event(1, b"y" * size)):
+            added += 1
+        assert added == 1_048_576 // (size + 26)
+
+    def test_timestamps_sorted_and_24h_span_refused(self):
+        """take() sorts by time; an event 24 h + 1 ms away from the first starts a new batch."""
+        builder = BatchBuilder()
+        assert builder.add(Event(5, b"b"))
+        assert builder.add(Event(3, b"a"))
+        assert not builder.add(Event(5 + 24 * 3600 * 1000 + 1, b"c"))
+        assert [3, 5] == [e.ts_ms for e in builder.take()]
+
+
+class TestChunking:
+    def test_line_that_fits_is_one_event(self):
+        """A line of exactly the event limit (minus 26) is sent whole."""
+        line = line_of(MAX_EVENT_BYTES - 26)
+        assert [Event(7, line)] == split_line(line, 3, 7)
+
+    def test_line_over_the_limit_becomes_chunks_that_reassemble(self):
+        """Over 1 MB: chunks i of n with the whole line's hash; joined, they give the line back."""
+        line = ("é" * 700_000).encode()  # 1.4 MB of two-byte characters
+        events = split_line(line, 9, 1)
+        assert len(events) > 1
+        parts = [parse_chunk(e.message) for e in events]
+        assert all(p is not None for p in parts)
+        assert [p[0].position for p in parts] == list(range(1, len(events) + 1))
+        assert line == b"".join(p[1] for p in parts)
+        for e in events:
+            e.message.decode("utf-8")  # every chunk cut on a UTF-8 boundary
+        assert not batch_problems(events[:1])
+
+
+class TestSenderLimits:
+    def test_every_batch_within_limits_near_and_over_1mb(self, aws, tmp_path):
+        """Lines near and over 1 MB and a burst over 10,000: every batch put is valid."""
+        rec = Recorder()
+        sink = CloudWatchSink("g", client_factory=rec, create_group=True,
+                              spill_dir=tmp_path / "spill", send_interval=0.2)
+        lines = [line_of(MAX_EVENT_BYTES - 26), line_of(MAX_EVENT_BYTES - 20),
+                 line_of(MAX_EVENT_BYTES + 10_000), line_of(900_000)]
+        lines += [line_of(60, i) for i in range(12_000)]
+        for seq, line in enumerate(lines):
+            sink.submit(line + b"\n", seq, NOW + seq)
+        assert sink.flush(30)
+        sink.close()
+        assert rec.batches
+        for batch in rec.batches:
+            assert [] == batch_problems(batch)
+        counters = sink.counters
+        assert 2 == counters["chunked"]  # the two lines over the event limit
+        assert counters["sent"] == sum(len(b) for b in rec.batches)
+        assert 0 == counters["dropped"] + counters["spilled"]
+
+
+class TestDurability:
+    def test_outage_spills_then_replays_in_order(self, aws, tmp_path):
+        """Throttled puts go to a 0600 spill; flush() is False until the service returns."""
+        rec = Recorder(fail_until=time.monotonic() + 1.5)
+        sink = CloudWatchSink("g", client_factory=rec, create_group=True,
+                              spill_dir=tmp_path / "spill", send_interval=0.05, max_backoff=0.3)
+        for seq in range(500):
+            sink.submit(line_of(100, seq), seq, NOW + seq)
+        assert not sink.flush(0.5)
+        spills = list((tmp_path / "spill").glob("*.spill"))
+        assert spills
+        assert 0o600 == stat.S_IMODE(os.stat(spills[0]).st_mode)
+        assert 0o700 == stat.S_IMODE(os.stat(tmp_path / "spill").st_mode)
+        assert sink.flush(15)
+        counters = sink.counters
+        sink.close()
+        assert counters["retried"] >= 1
+        assert counters["spilled"] >= 1
+        assert 500 == sum(len(b) for b in rec.batches)
+        assert [] == list((tmp_path / "spill").glob("*.spill"))
+
+    def test_orphan_spill_is_replayed_by_the_next_sender(self, aws, tmp_path):
+        """What one sender left in its spill (service down at close) arrives with the next."""
+        down = Recorder(fail_until=time.monotonic() + 3600)
+        first = CloudWatchSink("g", client_factory=down, create_group=True,
+                               spill_dir=tmp_path / "spill", send_interval=0.05,
+                               close_timeout=1.0)
+        for seq in range(50):
+            first.submit(line_of(100, seq), seq, NOW + seq)
+        assert not first.close()
+        assert list((tmp_path / "spill").glob("*.spill"))
+        up = Recorder()
+        second = CloudWatchSink("g", client_factory=up, create_group=True,
+                                spill_dir=tmp_path / "spill", send_interval=0.05)
+        assert second.flush(10)
+        second.close()
+        assert 50 == sum(len(b) for b in up.batches)
+        assert [] == list((tmp_path / "spill").glob("*.spill"))
+
+    def test_queue_full_spills_instead_of_dropping(self, aws, tmp_path):
+        """on_full='spill': past queue_size, lines go to the spill; nothing is dropped."""
+        rec = Recorder()
+        sink = CloudWatchSink("g", client_factory=rec, create_group=True, queue_size=10,
+                              on_full="spill", spill_dir=tmp_path / "spill", send_interval=5)
+        for seq in range(200):
+            sink.submit(line_of(100, seq), seq, NOW + seq)
+        assert sink.flush(15)
+        sink.close()
+        assert 0 == sink.counters["dropped"]
+        assert 200 == sum(len(b) for b in rec.batches)
+
+
+class TestHandler:
+    def test_records_verify_and_counters(self, cw_logger, aws, keyring, payload):
+        """Header, events, footer: the stream verifies with exit 0; flush() reports delivery."""
+        logger = cw_logger()
+        for _ in range(300):
+            logger.info("login", extra={"audit": payload()})
+        handler = logger.handlers[0]
+        assert handler.flush(10) is True
+        assert handler.close() is True
+        counters = handler.counters
+        assert 302 == counters["sent"]
+        report = verify_cloudwatch("audit", None, keyring, client=aws)
+        assert 0 == report.exit_code, report.findings
+        assert 300 == report.logs[0].events
+
+    def test_rejected_events_become_a_signed_delivery_gap(self, cw_logger, aws, keyring, payload):
+        """An event the service rejects is named by a gap line: DELIVERY_GAP (exit 3), not GAP."""
+        rec = Recorder(reject_last=1)
+        logger = cw_logger(client_factory=rec, send_interval=0.05)
+        logger.info("login", extra={"audit": payload()})
+        handler = logger.handlers[0]
+        assert handler.flush(10)
+        logger.info("login", extra={"audit": payload()})
+        handler.close()
+        assert 1 == handler.counters["rejected"]
+        report = verify_cloudwatch("audit", None, keyring, client=aws)
+        verdicts = {f.verdict for f in report.findings}
+        assert Verdict.DELIVERY_GAP in verdicts
+        assert Verdict.GAP not in verdicts
+        assert 3 == report.exit_code
+
+    def test_botocore_records_never_reach_the_handler(self, cw_logger, aws, payload):
+        """Records from botocore/urllib3 loggers (and from the sender thread) are ignored."""
+        logger = cw_logger()
+        handler = logger.handlers[0]
+        root = logging.getLogger()
+        root.addHandler(handler)
+        try:
+            logging.getLogger("botocore.endpoint").warning("noise")
+            logging.getLogger("urllib3.connectionpool").warning("noise")
+            assert 0 == handler.counters["submitted"]
+            logger.info("login", extra={"audit": payload()})
+            assert handler.flush(10)
+        finally:
+            root.removeHandler(handler)
+        assert 2 == handler.counters["submitted"]  # header and the one event
+
+    def test_forked_child_gets_its_own_stream_and_log(self, cw_logger, aws, keyring, payload):
+        """After fork the child starts its own log in its own stream, which verifies alone."""
+        logger = cw_logger(send_interval=0.05)
+        logger.info("parent", extra={"audit": payload()})
+        handler = logger.handlers[0]
+        assert handler.flush(10)
+        parent_stream = handler.sink.stream_name
+        pid = os.fork()
+        if pid == 0:  # child: in-process moto state is the child's own copy, so check here
+            code = 1
+            try:
+                for _ in range(20):
+                    logger.info("child", extra={"audit": payload()})
+                stream = handler.sink.stream_name
+                code = 9 if stream == parent_stream or not handler.close() else 0
+                if code == 0:
+                    report = verify_cloudwatch("audit", [stream], keyring,
+                                               client=boto3.client("logs", region_name=REGION))
+                    code = report.exit_code if report.logs[0].events == 20 else 8
+            finally:
+                os._exit(code)
+        _, status = os.waitpid(pid, 0)
+        assert 0 == os.waitstatus_to_exitcode(status)
+        handler.close()
+        report = verify_cloudwatch("audit", [parent_stream], keyring, client=aws)
+        assert 0 == report.exit_code, report.findings
+        assert 1 == report.logs[0].events
+
+    def test_bad_options_name_the_key(self, aws, keyring, tmp_path):
+        """Configuration errors name the option."""
+        with pytest.raises(ValueError, match="on_full"):
+            CloudWatchHandler("g", keyring=keyring, on_full="drop", spill_dir=tmp_path)
+        with pytest.raises(ValueError, match="unknown option"):
+            AuditFileHandler(tmp_path / "a.jsonl", keyring=keyring,
+                             cloudwatch={"log_group": "g", "nope": 1})
+
+    def test_retention_rounds_up_to_an_allowed_value(self):
+        """A 183-day class becomes 365 days in CloudWatch (never shorter)."""
+        assert 365 == cloudwatch_retention(183)
+        assert 400 == cloudwatch_retention(366)
+        assert 2192 == cloudwatch_retention(2192)
+
+
+class TestMirror:
+    def test_files_and_stream_hold_the_same_lines(self, aws, keyring, tmp_path, payload):
+        """One chain, two sinks: both verify alone, and the cross-check finds nothing."""
+        handler = AuditFileHandler(tmp_path / "logs" / "audit.jsonl", keyring=keyring,
+                                   maxBytes=8192, cloudwatch={
+                                       "log_group": "mirror", "create_group": True,
+                                       "region": REGION, "send_interval": 0.1})
+        logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        for _ in range(200):
+            logger.info("login", extra={"audit": payload()})
+        handler.close()
+        assert [] == list((tmp_path / "logs").glob("*.spill"))  # hidden spill dir unused
+        files = verify_paths([tmp_path / "logs"], keyring)
+        assert 0 == files.exit_code, files.findings
+        stream = verify_cloudwatch("mirror", None, keyring, client=aws,
+                                   against=[tmp_path / "logs"])
+        assert 0 == stream.exit_code, stream.findings
+        assert files.logs[0].lines == stream.logs[0].lines
+
+    def test_cross_check_finds_lines_missing_locally(self, aws, keyring, tmp_path, payload):
+        """Lines cut from the local file are reported by --against."""
+        target = tmp_path / "logs" / "audit.jsonl"
+        handler = AuditFileHandler(target, keyring=keyring, cloudwatch={
+            "log_group": "mirror", "create_group": True, "region": REGION})
+        logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        for _ in range(20):
+            logger.info("login", extra={"audit": payload()})
+        handler.close()
+        path = next((tmp_path / "logs").glob("audit-*.jsonl"))
+        lines = path.read_bytes().splitlines(keepends=True)
+        path.write_bytes(b"".join(lines[:-3]))  # attacker cuts the end (footer included)
+        report = verify_cloudwatch("mirror", None, keyring, client=aws,
+                                   against=[tmp_path / "logs"])
+        assert any(f.verdict is Verdict.GAP and "missing from the local files" in f.detail
+                   for f in report.findings)
+        assert 1 == report.exit_code
+
+
+class TestStreamAttacks:
+    def _stream(self, cw_logger, payload, n=10):
+        logger = cw_logger()
+        for _ in range(n):
+            logger.info("login", extra={"audit": payload()})
+        handler = logger.handlers[0]
+        handler.close()
+        return handler.sink.stream_name
+
+    def _put(self, aws, stream, message, ts=None):
+        aws.put_log_events(logGroupName="audit", logStreamName=stream, logEvents=[
+            {"timestamp": ts or int(time.time() * 1000), "message": message}])
+
+    def _messages(self, aws, stream):
+        return [e["message"] for e in aws.get_log_events(
+            logGroupName="audit", logStreamName=stream, startFromHead=True)["events"]]
+
+    def test_byte_identical_duplicates_are_benign(self, cw_logger, aws, keyring, payload):
+        """A retried put leaves duplicates: no alarm (item 29)."""
+        stream = self._stream(cw_logger, payload)
+        for message in self._messages(aws, stream)[3:6]:
+            self._put(aws, stream, message)
+        assert 0 == verify_cloudwatch("audit", [stream], keyring, client=aws).exit_code
+
+    def test_same_seq_other_bytes_is_a_fork_or_tampering(self, cw_logger, aws, keyring, payload):
+        """A forged event with a taken sequence number is reported (items 28-29)."""
+        stream = self._stream(cw_logger, payload)
+        message = self._messages(aws, stream)[4]
+        self._put(aws, stream, message.replace('"status":"success"', '"status":"failure"'))
+        report = verify_cloudwatch("audit", [stream], keyring, client=aws)
+        assert 1 == report.exit_code
+        assert Verdict.TAMPERED in {f.verdict for f in report.findings}
+
+    def test_events_out_of_sequence_order_are_fine(self, cw_logger, aws, keyring, payload):
+        """The service orders by timestamp; the verifier orders by seq (item 30)."""
+        stream = self._stream(cw_logger, payload, n=3)
+        group = "audit"
+        messages = self._messages(aws, stream)
+        aws.create_log_stream(logGroupName=group, logStreamName="shuffled")
+        now = int(time.time() * 1000)
+        aws.put_log_events(logGroupName=group, logStreamName="shuffled", logEvents=[
+            {"timestamp": now, "message": m} for m in reversed(messages)])
+        assert 0 == verify_cloudwatch(group, ["shuffled"], keyring, client=aws).exit_code
+
+    def test_deleted_event_is_a_gap(self, cw_logger, aws, keyring, payload):
+        """An event missing from a stream with no gap record: GAP (exit 1)."""
+        stream = self._stream(cw_logger, payload, n=5)
+        messages = self._messages(aws, stream)
+        aws.create_log_stream(logGroupName="audit", logStreamName="cut")
+        now = int(time.time() * 1000)
+        aws.put_log_events(logGroupName="audit", logStreamName="cut", logEvents=[
+            {"timestamp": now, "message": m} for i, m in enumerate(messages) if i != 2])
+        report = verify_cloudwatch("audit", ["cut"], keyring, client=aws)
+        assert Verdict.GAP in {f.verdict for f in report.findings}
+
+
+class TestShippedConfigs:
+    @pytest.mark.parametrize("name", ["cloudwatch.json", "cloudwatch.yaml"])
+    def test_config_loads_and_ships(self, aws, tmp_path, monkeypatch, name, payload):
+        """The shipped configs load through dictConfig; files and stream both verify."""
+        import logging.config
+        from pathlib import Path
+
+        import yaml
+
+        from llm_audit_log import Keyring
+
+        monkeypatch.chdir(tmp_path)
+        ring = Keyring.generate()
+        ring.save(tmp_path / "keyring.json")
+        monkeypatch.setenv("LLM_AUDIT_KEYRING", str(tmp_path / "keyring.json"))
+        monkeypatch.setenv("AWS_REGION", REGION)
+        text = (Path(__file__).resolve().parents[2] / "logging_configs" / name).read_text()
+        config = yaml.safe_load(text) if name.endswith(".yaml") else json.loads(text)
+        audit = logging.getLogger("audit")
+        saved = (audit.handlers[:], audit.filters[:], audit.level, audit.propagate)
+        try:
+            logging.config.dictConfig(config)
+            for _ in range(5):
+                audit.info("login", extra={"audit": payload()})
+            for handler in audit.handlers:
+                handler.close()
+        finally:
+            audit.handlers[:], audit.filters[:] = saved[0], saved[1]
+            audit.setLevel(saved[2])
+            audit.propagate = saved[3]
+        group = config["handlers"]["audit_cloudwatch"]["log_group"]
+        report = verify_cloudwatch(group, None, ring, client=aws)
+        assert 0 == report.exit_code, report.findings
+        assert 5 == sum(log.events for log in report.logs)
+        assert threading.active_count() >= 1
