@@ -16,7 +16,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def cli(*args: str, cwd: Path, env: dict | None = None) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "llm_audit_log", *args], cwd=cwd,
+    return subprocess.run([sys.executable, "-m", "llm_audit_log", *args], cwd=cwd, check=False,
                           capture_output=True, text=True, timeout=120,
                           env={**os.environ, **(env or {})})
 

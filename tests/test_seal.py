@@ -85,7 +85,7 @@ class TestParseLine:
         (lambda r: r.replace(b'"v":1', b'"v":1,"x":1'), "unexpected or missing envelope fields"),
         (lambda r: r.replace(b'"seq":1', b'"seq":-1'), "seq is not a non-negative integer"),
         (lambda r: r.replace(b'"seq":1', b'"seq":true'), "seq is not a non-negative integer"),
-        (lambda r: r.replace(b'caf\xc3\xa9', b'caf\xe9'), "not valid UTF-8"),
+        (lambda r: r.replace(b"caf\xc3\xa9", b"caf\xe9"), "not valid UTF-8"),
         (lambda r: r.rpartition(b',"mac"')[0] + b',"mac":null}', "line does not end with a MAC field"),
     ])
     def test_strictness(self, mutate, reason):

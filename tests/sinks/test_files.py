@@ -201,7 +201,7 @@ class TestRestart:
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
         crashed = verify_paths([tmp_path / "logs"], ring)
-        assert crashed.exit_code in (3,), crashed.findings
+        assert crashed.exit_code == 3, crashed.findings
         assert any(f.verdict in (Verdict.UNSEALED, Verdict.INCOMPLETE_TAIL)
                    for f in crashed.findings)
         handler = AuditFileHandler(tmp_path / "logs" / "audit.jsonl", keyring=ring)

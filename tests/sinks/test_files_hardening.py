@@ -67,7 +67,7 @@ class TestRetiredKeys:
         last = parse_line(lines[cut - 1])
         chain = Chain(log_id=last.log_id, next_seq=last.seq + 1, prev_hash=last.hash,
                       kid=old.active_kid, mac=old.mac_function(old.active_kid))
-        forged, digest = chain.seal("event", '{"event_type":"auth.login","user_id":"x"}',
+        forged, _digest = chain.seal("event", '{"event_type":"auth.login","user_id":"x"}',
                                     last.ts)
         path.write_bytes(b"\n".join(lines[:cut]) + b"\n" + forged)
         report = verify_paths([tmp_path / "logs"], new)
