@@ -25,20 +25,12 @@ import time
 from functools import partial
 from pathlib import Path
 
+from bench_pipeline import PAYLOAD  # the same record as the plain benchmark
 from pythonjsonlogger.json import JsonFormatter
 
 from llm_audit_log import AuditFileHandler, AuditFilter, Keyring, verify_paths
 from llm_audit_log.verify import DecryptedLine, decrypt_paths
 
-PAYLOAD = {
-    "event_type": "llm.completion", "user_id": "u-1842", "status": "success",
-    "model": "gpt-4o-mini", "model_version": "2024-07-18", "provider": "openai",
-    "prompt": "Summarise the refund policy for order ord_55120 in two sentences.",
-    "response": "Refunds are accepted within 30 days of delivery if the item is unused.",
-    "tokens_input": 512, "tokens_output": 64, "latency_ms": 830.2, "finish_reason": "stop",
-    "session_id": "s-77c1", "rag_documents": ["doc_1201", "doc_0932"],
-    "tools_called": ["order_lookup"],
-}
 MAX_BYTES = 64 * 1024 * 1024
 
 

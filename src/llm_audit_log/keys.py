@@ -570,27 +570,12 @@ def load_auditor_key(source: str | os.PathLike[str] | AuditorKey) -> AuditorKey:
 
 
 def _read_keyring_file(path: Path, source: str) -> Keyring:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise KeyringError(f"keyring {source}: file {path} does not exist "
-                           "(create one with `llm-audit keygen --out PATH`)") from None
-    except OSError as exc:
-        raise KeyringError(f"keyring {source}: cannot read {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyringError(f"keyring {source}: {path} is not a regular file")
-    if st.st_mode & 0o077:
-        warnings.warn(f"keyring file {path} is readable by group or others; chmod 600 it",
-                      AuditLogWarning, stacklevel=3)
+    text, st = _read_key_file(path, source, "keyring")
     cache_key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
     with _CACHE_LOCK:
         cached = _CACHE.get(cache_key)
     if cached is not None:
         return cached
-    try:
-        text = path.read_text(encoding="utf-8")
-    except (OSError, UnicodeDecodeError):
-        raise KeyringError(f"keyring {source}: cannot read {path}") from None
     ring = Keyring.from_json(text, source=source)
     with _CACHE_LOCK:
         _CACHE[cache_key] = ring
