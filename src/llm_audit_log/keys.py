@@ -16,31 +16,44 @@ A keyring may also hold the *auditor* key pair (X25519) used for encryption at r
 the host needs only the public half to wrap each file's data key; the private half
 (:class:`AuditorKey`) belongs off the host, in its own file written by
 ``llm-audit keygen --auditor-out PATH`` and read by :func:`load_auditor_key`.
+
+:class:`AuditorKey` and :func:`load_auditor_key` live in ``_auditor_keys``, the file formats
+and safe key-file reading and writing in ``_key_files``; this module re-exports them.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
-import datetime as dt
 import hmac
 import json
 import os
-import re
 import secrets
-import stat
 import threading
-import warnings
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, NoReturn
 
 from cryptography.hazmat.primitives import hashes
-from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.hmac import HMAC
 
-from llm_audit_log.errors import AuditLogWarning, KeyringError
+from llm_audit_log._auditor_keys import AuditorKey, _auditor_from_entry, load_auditor_key
+from llm_audit_log._key_files import (
+    _KID_RE,
+    AUDITOR_ALG,
+    AUDITOR_KEY_FORMAT,
+    KEY_BYTES,
+    KEYRING_FORMAT,
+    KEYRING_VERSION,
+    _b64,
+    _new_kid,
+    _now_iso,
+    _optional_str,
+    _path_from_env,
+    _read_key_file,
+    _save_secret,
+    _unb64,
+)
+from llm_audit_log.errors import KeyringError
 
 __all__ = [
     "AUDITOR_KEY_FORMAT",
@@ -54,15 +67,9 @@ __all__ = [
 ]
 
 DEFAULT_KEYRING_SOURCE = "env:LLM_AUDIT_KEYRING"
-KEYRING_FORMAT = "llm-audit-log/keyring"
-AUDITOR_KEY_FORMAT = "llm-audit-log/auditor-key"
-AUDITOR_ALG = "X25519"
-KEYRING_VERSION = 1
 #: The only MAC algorithm a version-1 line may name; anything else is a downgrade.
 MAC_ALG = "HS256"
 PSEUDONYM_ALG = "hmac-sha256"
-KEY_BYTES = 32
-_KID_RE = re.compile(r"^[A-Za-z0-9_-]{1,64}\Z")
 _ROTATION_LABEL = b"llm-audit-log/key-rotation\x00"
 
 
@@ -81,168 +88,6 @@ class KeyInfo:
         if self.not_before is not None and timestamp < self.not_before:
             return False
         return not (self.not_after is not None and timestamp > self.not_after)
-
-
-def _now_iso() -> str:
-    return dt.datetime.now(dt.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
-
-
-def _new_kid(prefix: str) -> str:
-    return f"{prefix}{dt.datetime.now(dt.timezone.utc):%Y%m%d}-{secrets.token_hex(4)}"
-
-
-def _b64(raw: bytes) -> str:
-    return base64.urlsafe_b64encode(raw).decode("ascii")
-
-
-def _unb64(text: object, what: str) -> bytes:
-    if not isinstance(text, str):
-        raise KeyringError(f"keyring: {what} must be a base64 string")
-    try:
-        raw = base64.urlsafe_b64decode(text.encode("ascii"))
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise KeyringError(f"keyring: {what} is not valid base64") from None
-    if len(raw) != KEY_BYTES:
-        raise KeyringError(f"keyring: {what} must be {KEY_BYTES} bytes")
-    return raw
-
-
-def _optional_str(entry: Mapping[str, Any], name: str) -> str | None:
-    value = entry.get(name)
-    if value is None or isinstance(value, str):
-        return value
-    raise KeyringError(f"keyring: {name} must be a string or null")
-
-
-def _x25519_private_bytes(key: X25519PrivateKey) -> bytes:
-    return key.private_bytes_raw()
-
-
-def _x25519_public_bytes(key: X25519PublicKey) -> bytes:
-    return key.public_bytes_raw()
-
-
-class AuditorKey:
-    """
-    The auditor's X25519 private key: it unwraps the data keys of encrypted log files.
-
-    It belongs off the log host. The key never leaves this object: callers get the
-    Diffie-Hellman result for a file's ephemeral public key (:meth:`exchange`), and only
-    :meth:`unsafe_export_json` serialises the secret.
-    """
-
-    __slots__ = ("_private", "kid", "public_key")
-
-    def __init__(self, *, kid: str, private_key: bytes) -> None:
-        if not _KID_RE.match(kid):
-            raise KeyringError("auditor key: key id must match [A-Za-z0-9_-]{1,64}")
-        if len(private_key) != KEY_BYTES:
-            raise KeyringError(f"auditor key: the private key must be {KEY_BYTES} bytes")
-        self.kid = kid
-        self._private = X25519PrivateKey.from_private_bytes(private_key)
-        #: The raw 32-byte public half (not secret).
-        self.public_key = _x25519_public_bytes(self._private.public_key())
-
-    def __repr__(self) -> str:
-        return f"AuditorKey(kid={self.kid!r})"
-
-    def __reduce__(self) -> NoReturn:
-        raise TypeError("an AuditorKey holds a secret and cannot be pickled")
-
-    @classmethod
-    def generate(cls) -> AuditorKey:
-        """A fresh auditor key pair."""
-        return cls(kid=_new_kid("a"), private_key=_x25519_private_bytes(
-            X25519PrivateKey.generate()))
-
-    def exchange(self, peer_public_key: bytes) -> bytes:
-        """
-        X25519 with a file's ephemeral public key (the input to the wrap key's HKDF).
-
-        Raises:
-            ValueError: the peer key is malformed or of low order.
-
-        """
-        return self._private.exchange(X25519PublicKey.from_public_bytes(peer_public_key))
-
-    def unsafe_export_entry(self) -> dict[str, str]:
-        """``{"kid", "alg", "public", "private"}`` *with the secret*. Never log the result."""
-        return {"kid": self.kid, "alg": AUDITOR_ALG, "public": _b64(self.public_key),
-                "private": _b64(_x25519_private_bytes(self._private))}
-
-    def unsafe_export_json(self) -> str:
-        """Serialise *with the secret*, for the auditor's key file. Never log the result."""
-        return json.dumps({"format": AUDITOR_KEY_FORMAT, "version": KEYRING_VERSION,
-                           **self.unsafe_export_entry()}, indent=2, sort_keys=True)
-
-    def save(self, path: str | os.PathLike[str], *, overwrite: bool = False) -> Path:
-        """Write the auditor key file atomically with mode 0600."""
-        return _save_secret(Path(path), self.unsafe_export_json(), overwrite=overwrite,
-                            what="auditor key")
-
-    @classmethod
-    def from_json(cls, text: str, *, source: str) -> AuditorKey:
-        """
-        Parse an auditor key file, or a keyring that still holds the private half.
-
-        Raises:
-            KeyringError: naming the problem, never key bytes.
-
-        """
-        try:
-            doc = json.loads(text)
-        except (ValueError, RecursionError):
-            raise KeyringError(f"auditor key {source}: not valid JSON") from None
-        if isinstance(doc, dict) and doc.get("format") == KEYRING_FORMAT:
-            doc = doc.get("auditor")
-        elif not isinstance(doc, dict) or doc.get("format") != AUDITOR_KEY_FORMAT:
-            raise KeyringError(f"auditor key {source}: not an llm-audit-log auditor key file")
-        elif doc.get("version") != KEYRING_VERSION:
-            raise KeyringError(f"auditor key {source}: unsupported version")
-        key = _auditor_from_entry(doc, source)[1] if isinstance(doc, dict) else None
-        if key is None:
-            raise KeyringError(f"auditor key {source}: holds no auditor private key (a keyring "
-                               "written with --auditor-out keeps only the public half)")
-        return key
-
-
-def _auditor_from_entry(entry: Mapping[str, Any],
-                        source: str) -> tuple[tuple[str, bytes], AuditorKey | None]:
-    """Parse ``{"kid", "alg", "public", "private"?}``; the private half must match."""
-    kid = entry.get("kid")
-    if not isinstance(kid, str):
-        raise KeyringError(f"keyring {source}: the auditor key needs a 'kid'")
-    if entry.get("alg", AUDITOR_ALG) != AUDITOR_ALG:
-        raise KeyringError(f"keyring {source}: auditor key names an unsupported algorithm")
-    public = _unb64(entry.get("public"), "auditor public key")
-    private = None
-    if entry.get("private") is not None:
-        private = AuditorKey(kid=kid, private_key=_unb64(entry.get("private"),
-                                                         "auditor private key"))
-        if not hmac.compare_digest(private.public_key, public):
-            raise KeyringError(f"keyring {source}: auditor private and public keys differ")
-    elif not _KID_RE.match(kid):
-        raise KeyringError(f"keyring {source}: auditor key id must match [A-Za-z0-9_-]{{1,64}}")
-    return (kid, public), private
-
-
-def _save_secret(target: Path, text: str, *, overwrite: bool, what: str) -> Path:
-    """Write ``text`` to ``target`` atomically, mode 0600, refusing to overwrite keys."""
-    if target.exists() and not overwrite:
-        raise KeyringError(f"{what}: {target} exists (refusing to overwrite keys)")
-    target.parent.mkdir(parents=True, exist_ok=True)
-    tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-    return target
 
 
 class Keyring:
@@ -500,73 +345,6 @@ class Keyring:
 
 _CACHE: dict[tuple[str, int, int], Keyring] = {}
 _CACHE_LOCK = threading.Lock()
-
-
-def _path_from_env(var: str, value: str, what: str) -> Path:
-    """
-    The path an ``env:VAR`` source names.
-
-    Anything that is not a plausible path, such as key material put in the variable by
-    mistake, is refused without echoing it.
-    """
-    if value.lstrip().startswith("{") or "\n" in value or len(value) > 1024:
-        raise KeyringError(
-            f"{what} env:{var}: the environment variable holds key material, not a file "
-            f"path; use the source env-inline:{var} for that (the value is not shown)")
-    return Path(value).expanduser()
-
-
-def _read_key_file(path: Path, source: str, what: str) -> tuple[str, os.stat_result]:
-    try:
-        st = path.stat()
-    except FileNotFoundError:
-        raise KeyringError(f"{what} {source}: file {path} does not exist "
-                           "(create one with `llm-audit keygen --out PATH`)") from None
-    except OSError as exc:
-        raise KeyringError(f"{what} {source}: cannot read {path}: {exc.strerror}") from None
-    if not stat.S_ISREG(st.st_mode):
-        raise KeyringError(f"{what} {source}: {path} is not a regular file")
-    if st.st_mode & 0o077:
-        warnings.warn(f"{what} file {path} is readable by group or others; chmod 600 it",
-                      AuditLogWarning, stacklevel=4)
-    try:
-        return path.read_text(encoding="utf-8"), st
-    except (OSError, UnicodeDecodeError):
-        raise KeyringError(f"{what} {source}: cannot read {path}") from None
-
-
-def load_auditor_key(source: str | os.PathLike[str] | AuditorKey) -> AuditorKey:
-    """
-    Load the auditor's private key: ``file:PATH`` or a path, ``env:VAR`` or ``env-inline:VAR``.
-
-    The file may be an auditor key file (``llm-audit keygen --auditor-out``) or a keyring
-    that still holds the private half.
-
-    Raises:
-        KeyringError: missing, unreadable or malformed; never quotes key bytes.
-
-    """
-    if isinstance(source, AuditorKey):
-        return source
-    spec = os.fspath(source)
-    if spec.startswith("env-inline:"):
-        value = os.environ.get(spec[len("env-inline:"):])
-        if not value:
-            raise KeyringError(f"auditor key {spec}: environment variable is not set")
-        return AuditorKey.from_json(value, source=spec)
-    if spec.startswith("env:"):
-        value = os.environ.get(spec[4:])
-        if not value:
-            raise KeyringError(f"auditor key {spec}: environment variable {spec[4:]} is not set")
-        path = _path_from_env(spec[4:], value, "auditor key")
-    else:
-        spec = spec.removeprefix("file:")
-        if not spec:
-            raise KeyringError("auditor key: empty key source")
-        path = Path(spec).expanduser()
-        spec = f"file:{spec}"
-    text, _ = _read_key_file(path, spec, "auditor key")
-    return AuditorKey.from_json(text, source=spec)
 
 
 def _read_keyring_file(path: Path, source: str) -> Keyring:

@@ -36,6 +36,7 @@ from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, dumps_canonical
+from llm_audit_log.sinks._retention import _retention_days
 from llm_audit_log.sinks._sender import CloudWatchSink, is_ignored
 
 __all__ = ["CloudWatchHandler", "CloudWatchSink", "install_sigterm_drain", "sink_from_config"]
@@ -59,12 +60,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _retention(value: int | str | None) -> int | None:
-    from llm_audit_log.sinks.files import _retention_days  # noqa: PLC0415 - import cycle
-
-    return _retention_days(value)
-
-
 def sink_from_config(options: Mapping[str, Any], *, logger_name: str,
                      default_spill_dir: str | None = None) -> tuple[CloudWatchSink, bool]:
     """
@@ -84,7 +79,7 @@ def sink_from_config(options: Mapping[str, Any], *, logger_name: str,
     drain = config.pop("drain_on_sigterm", False)
     if not isinstance(drain, bool):
         raise ConfigurationError("cloudwatch: drain_on_sigterm must be true or false")
-    config["retention_days"] = _retention(config.pop("retention", None))
+    config["retention_days"] = _retention_days(config.pop("retention", None))
     if default_spill_dir is not None:
         config.setdefault("spill_dir", default_spill_dir)
     return CloudWatchSink(logger_name=logger_name, **config), drain
@@ -157,7 +152,7 @@ class CloudWatchHandler(logging.Handler):
         self._fallback = AuditFilter(keyring=self._keyring)
         self.formatter = AuditFormatter()
         self.sink = CloudWatchSink(log_group, stream_name, logger_name=logger_name,
-                                   retention_days=_retention(retention), **sink_options)
+                                   retention_days=_retention_days(retention), **sink_options)
         self._chain: Chain | None = None
         self._lines = 0
         _live_handlers.add(self)

@@ -17,16 +17,15 @@ signed ``prune`` line says which ones.
 With ``encrypt`` set, every file gets a fresh data key, wrapped in its header for the
 auditor (X25519) or by AWS KMS, and every event body is AES-256-GCM encrypted before it is
 sealed (stage 5, :mod:`llm_audit_log.encrypt`). The key is erased when the file ends.
+
+The handler's file machinery is inherited: creating, claiming and continuing files from
+``_recovery``, retention from ``_retention``; writing, rotation timing and the clock stay here.
 """
 
 from __future__ import annotations
 
-import errno
-import fcntl
-import hashlib
 import logging
 import os
-import secrets
 import sys
 import time
 import weakref
@@ -35,7 +34,7 @@ from typing import Any, Final
 
 from llm_audit_log.context import format_timestamp, host_name, utc_now
 from llm_audit_log.encrypt import AuditorRecipient
-from llm_audit_log.errors import AuditLogWarning, ConfigurationError, DataKeyError
+from llm_audit_log.errors import ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
@@ -44,22 +43,15 @@ from llm_audit_log.seal import (
     MAX_LINE_BYTES,
     Chain,
     LineKind,
-    ParsedLine,
     dumps_canonical,
 )
 from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
+from llm_audit_log.sinks._recovery import RecoveryMixin
+from llm_audit_log.sinks._retention import RETENTION_CLASSES, RetentionMixin, _retention_days
 from llm_audit_log.sinks._sender import is_ignored
-from llm_audit_log.sinks._tail import read_header, read_tail
 
 __all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
 
-#: Named retention classes (days), from the regimes in compliance-and-schema.md.
-RETENTION_CLASSES: Final = {
-    "6_months": 183,  # EU AI Act Art. 19 minimum
-    "1_year": 366,  # PCI DSS 10.5.1
-    "6_years": 2192,  # HIPAA 164.316(b)(2)
-    "7_years": 2557,  # SOX practice
-}
 _WHEN_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
 # Room kept free in a file for the envelope of one line and for the footer.
 _ENVELOPE_RESERVE: Final = 320
@@ -69,7 +61,6 @@ _LIBRARY: Final = "llm-audit-log/1"
 _MAX_BODY_BYTES: Final = (MAX_LINE_BYTES - 4096) * 3 // 4
 #: After a failed data-key request (KMS unreachable), rotation waits this long to retry.
 _KEY_RETRY_SECONDS: Final = 60.0
-_FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 _live_handlers: weakref.WeakSet[AuditFileHandler] = weakref.WeakSet()
 
@@ -83,21 +74,6 @@ if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
-def _retention_days(value: int | str | None) -> int | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        raise ConfigurationError("retention must be days (int) or a class name")
-    if isinstance(value, int):
-        if value <= 0:
-            raise ConfigurationError("retention must be a positive number of days")
-        return value
-    if isinstance(value, str) and value in RETENTION_CLASSES:
-        return RETENTION_CLASSES[value]
-    raise ConfigurationError(
-        f"retention must be days or one of {sorted(RETENTION_CLASSES)}, not {value!r}")
-
-
 def _fsync_policy(value: str | int) -> int:
     """0 = on rotation/close only, 1 = every line, N = every N lines."""
     if value == "rotate":
@@ -109,7 +85,7 @@ def _fsync_policy(value: str | int) -> int:
     raise ConfigurationError("fsync must be 'always', 'rotate' or a positive integer N")
 
 
-class AuditFileHandler(logging.Handler):
+class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
     """
     Write audit records as sealed, chained lines to rotating files.
 
@@ -487,49 +463,11 @@ class AuditFileHandler(logging.Handler):
             return float((int(now) // 86400 + self.interval) * 86400)
         return now + _WHEN_SECONDS[self.when] * self.interval
 
-    # -- files -----------------------------------------------------------------------------
-    def _file_path(self, index: int) -> str:
-        default = os.path.join(self._dir, f"{self._log_name}-{index:06d}{self._suffix}")
-        return self.rotation_filename(default)
+    def _now(self) -> float:
+        """The wall clock for the mixins, read through this module's ``time``."""
+        return time.time()
 
-    def _close_fd(self, *, sync: bool) -> None:
-        fd, self._fd = self._fd, None
-        if fd is None:
-            return
-        try:
-            if sync:
-                os.fsync(fd)
-        finally:
-            os.close(fd)
-
-    def _abandon_file(self) -> None:
-        """After a failed write: drop the file unsealed; the next record resumes cleanly."""
-        fd, self._fd = self._fd, None
-        self._chain = None
-        if self._encryption is not None:
-            self._encryption.erase()
-        if fd is not None:
-            try:
-                os.close(fd)
-            except OSError:
-                pass
-
-    def _create_file(self, index: int) -> tuple[int, str]:
-        """Create the file for ``index`` (0600), never overwriting anything but an empty file."""
-        path = self._file_path(index)
-        for _attempt in range(6):
-            try:
-                return os.open(path, _FLAGS, 0o600), path
-            except FileExistsError:
-                # Left empty by a crash during rotation: ours, and holds no bytes to rewrite.
-                if os.path.isfile(path) and not os.path.islink(path) \
-                        and os.path.getsize(path) == 0:
-                    return os.open(path, _FLAGS & ~(os.O_CREAT | os.O_EXCL)), path
-                # A stray file holds the name: never touch it, pick another name.
-                stem, suffix = os.path.splitext(self._file_path(index))
-                path = f"{stem}.{secrets.token_hex(3)}{suffix}"
-        raise FileExistsError(errno.EEXIST, "no free file name", path)
-
+    # -- files (creation and restart: RecoveryMixin; retention: RetentionMixin) --------------
     def _new_file(self, index: int, reason: str, prev_index: int | None) -> None:
         if self._encryption is not None and self._chain is not None:
             self._encryption.prepare(self._chain.log_id, index)
@@ -557,96 +495,7 @@ class AuditFileHandler(logging.Handler):
         self._write_body(LineKind.HEADER, header)
         self._rollover_at = self._next_rollover(time.time())
 
-    def _fsync_dir(self) -> None:
-        try:
-            dfd = os.open(self._dir, os.O_RDONLY)
-        except OSError:
-            return
-        try:
-            os.fsync(dfd)
-        except OSError:
-            pass
-        finally:
-            os.close(dfd)
-
-    def _claim_name(self) -> None:
-        """One process per log name: a second writer gets a log of its own."""
-        if self._lock_fd is not None:
-            return
-        lock_path = os.path.join(self._dir, f".{self._stem}.lock")
-        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT | getattr(os, "O_CLOEXEC", 0), 0o600)
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except OSError as exc:
-            os.close(fd)
-            if exc.errno not in (errno.EWOULDBLOCK, errno.EACCES):
-                raise
-            self._log_name = f"{self._stem}.pid{os.getpid()}"
-            return
-        self._lock_fd = fd
-
-    def _release_name(self) -> None:
-        fd, self._lock_fd = self._lock_fd, None
-        if fd is not None:
-            os.close(fd)
-
-    def _our_files(self) -> list[tuple[ParsedLine, str]]:
-        found: list[tuple[ParsedLine, str]] = []
-        try:
-            entries = list(os.scandir(self._dir))
-        except FileNotFoundError:
-            return found
-        for entry in entries:
-            if entry.name.startswith(".") or not entry.is_file(follow_symlinks=False):
-                continue
-            header = read_header(entry.path, self._keyring)
-            if header is not None and header.body.get("name") == self._log_name:
-                found.append((header, entry.path))
-        return found
-
-    def _open(self) -> None:
-        """Start a log, or continue the one in the directory after a restart or crash."""
-        created = not os.path.isdir(self._dir)
-        os.makedirs(self._dir, mode=0o700, exist_ok=True)
-        if created:
-            os.chmod(self._dir, 0o700)
-        self._claim_name()
-        files = self._our_files()
-        keyring = self._keyring
-        active = keyring.active_kid
-        if files:
-            newest_log = max(files, key=lambda f: f[0].ts)[0].log_id
-            ours = [f for f in files if f[0].log_id == newest_log]
-            header, path = max(ours, key=lambda f: int(f[0].body.get("file_index", 0)))
-            index = int(header.body.get("file_index", 0))
-            tail = read_tail(path, keyring, newest_log)
-            last = tail.last
-            if last is not None and last.kid in keyring.kids:
-                self._chain = Chain(log_id=newest_log, next_seq=last.seq + 1,
-                                    prev_hash=last.hash, kid=last.kid,
-                                    mac=keyring.mac_function(last.kid))
-                clean = last.kind == LineKind.FOOTER and not self._lost
-                self._new_file(index + 1, "restart" if clean else "resume", index)
-                if not clean:
-                    self._write_body(LineKind.RESUME, {
-                        "file_index": index, "last_seq": last.seq, "last_hash": last.hash,
-                        "torn_offset": tail.good_end, "torn_length": len(tail.torn),
-                        "torn_sha256": hashlib.sha256(tail.torn).hexdigest(),
-                        "lost_records": self._lost})
-                    self._lost = 0
-                if last.kid != active:
-                    self._rotate_key(active)
-                self._apply_retention()
-                return
-            import warnings  # noqa: PLC0415 - only on this rare path
-
-            warnings.warn(f"{self.baseFilename}: the existing log cannot be continued with "
-                          "this keyring; starting a new log beside it", AuditLogWarning,
-                          stacklevel=2)
-        self._chain = Chain(log_id=f"L{secrets.token_hex(10)}", next_seq=0,
-                            prev_hash=GENESIS_PREV, kid=active, mac=keyring.mac_function(active))
-        self._new_file(1, "genesis", None)
-
+    # -- keys -------------------------------------------------------------------------------
     def _rotate_key(self, new_kid: str) -> None:
         chain = self._chain
         assert chain is not None
@@ -673,75 +522,3 @@ class AuditFileHandler(logging.Handler):
             assert chain is not None
             if chain.kid != self._keyring.active_kid:
                 self._rotate_key(self._keyring.active_kid)
-
-    def _apply_retention(self) -> None:
-        """Retention never costs a record: failures are reported, and tried again later."""
-        try:
-            self._prune()
-        except Exception as exc:
-            self._report(f"retention could not finish ({type(exc).__name__}); "
-                         "it is tried again at the next rotation")
-
-    def _prune(self) -> None:
-        """Delete whole files past retention, oldest first, after a signed prune line."""
-        if self.retention_days is None or self._chain is None or self._fd is None:
-            return
-        cutoff = format_timestamp(time.time() - self.retention_days * 86400)
-        files = sorted(
-            ((int(h.body.get("file_index", 0)), h, p) for h, p in self._our_files()
-             if h.log_id == self._chain.log_id and p != self._path),
-            key=lambda f: f[0])
-        pruned: list[dict[str, Any]] = []
-        paths: list[str] = []
-        for index, _header, path in files:
-            tail = read_tail(path, self._keyring, self._chain.log_id)
-            last = tail.last
-            # Every file but the current one is finished (closed, rotated, or ended by a
-            # crash and acknowledged by the next file's resume record); its age is the
-            # time of the last line it verifiably holds.
-            if last is None or last.ts >= cutoff:
-                break
-            pruned.append({"file_index": index, "name": os.path.basename(path),
-                           "last_seq": last.seq, "last_hash": last.hash})
-            paths.append(path)
-        if not pruned:
-            return
-        kept = [f for f in files if f[0] > pruned[-1]["file_index"]]
-        first_kept = kept[0][1] if kept else None
-        self._write_body(LineKind.PRUNE, {
-            "retention_days": self.retention_days, "pruned": pruned,
-            "first_kept_file_index": (int(first_kept.body["file_index"]) if first_kept
-                                      else self._file_index),
-            "first_kept_seq": first_kept.seq if first_kept else self._header_seq,
-            "first_kept_prev": first_kept.prev if first_kept else self._header_prev})
-        os.fsync(self._fd)  # the prune line must be durable before anything is deleted
-        failed = 0
-        for path in paths:
-            try:
-                os.unlink(path)
-            except FileNotFoundError:
-                pass
-            except OSError:
-                failed += 1  # still on disk: verifies as before; pruned again next time
-        self._fsync_dir()
-        if failed:
-            self._report(f"retention could not delete {failed} file(s); they stay and verify")
-
-    def _forget_after_fork(self) -> None:
-        """In a forked child: never continue the parent's chain; start a log of our own."""
-        if self._fd is not None:
-            try:
-                os.close(self._fd)
-            except OSError:
-                pass
-        self._fd = None
-        self._chain = None
-        if self._encryption is not None:
-            self._encryption.erase()  # the child writes a log of its own, with its own keys
-        if self._lock_fd is not None:
-            try:
-                os.close(self._lock_fd)  # the parent's own descriptor keeps the lock
-            except OSError:
-                pass
-        self._lock_fd = None
-        self._log_name = f"{self._stem}.pid{os.getpid()}"
