@@ -233,6 +233,17 @@ class TestExceptions:
         assert {"EMAIL": 1} == state(rec).body["scrubbed"]
 
 
+class TestConfiguration:
+    @pytest.mark.parametrize("options", [{"strict": "false"}, {"on_missing_payload": "drop"},
+                                         {"max_payload_bytes": 0}, {"environment": "x" * 65}])
+    def test_bad_options_fail_clearly(self, ring, options):
+        """Config-file values of the wrong type fail at configuration, naming the option."""
+        from llm_audit_log import ConfigurationError
+
+        with pytest.raises(ConfigurationError, match=next(iter(options))):
+            AuditFilter(keyring=ring, **options)
+
+
 class TestStrictMode:
     def test_strict_mode_raises_naming_fields_not_values(self, ring):
         """strict=True raises AuditPayloadError at the call site; the message has no values."""

@@ -113,6 +113,8 @@ class AuditFilter(logging.Filter):
         scrubbing: Mapping[str, Any] | bool = True,
     ) -> None:
         super().__init__(name)
+        if not isinstance(strict, bool):  # "false" from a config file would be truthy
+            raise ConfigurationError("strict must be true or false")
         if on_missing_payload not in _MISSING_POLICIES:
             raise ConfigurationError(
                 f"on_missing_payload must be one of {_MISSING_POLICIES}, "

@@ -317,6 +317,7 @@ class TestFailures:
     @pytest.mark.parametrize("options", [
         {"maxBytes": -1}, {"maxBytes": 100}, {"when": "fortnight"}, {"interval": 0},
         {"utc": False}, {"fsync": "sometimes"}, {"fsync": 0}, {"retention": 0},
+        {"utc": "false"},
     ])
     def test_bad_options_fail_configuration(self, tmp_path, ring, options):
         """Every option is validated at construction with a ConfigurationError."""

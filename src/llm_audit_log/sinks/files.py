@@ -141,6 +141,8 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
             raise ConfigurationError("maxBytes must be a non-negative integer")
         if maxBytes and maxBytes < 4096:
             raise ConfigurationError("maxBytes must be 0 or at least 4096")
+        if not isinstance(utc, bool) or not isinstance(delay, bool):
+            raise ConfigurationError("utc and delay must be true or false")
         if not utc:
             raise ConfigurationError("utc must be true: audit files rotate on UTC time")
         self.when = when.upper() if when else None
