@@ -210,3 +210,34 @@ class TestHonestVerdicts:
                                        if f.verdict.severity.name == "DAMAGE"]
         assert "1 record(s)" in next(f.detail for f in report.findings
                                      if f.verdict is Verdict.TRUNCATED)
+
+
+class TestTornFileCreation:
+    def test_a_file_torn_while_created_is_acknowledged_by_the_next_start(self, make, tmp_path):
+        """A crash mid-header: exit 3 until the restart signs for the torn file, then 0."""
+        ring = Keyring.generate()
+        logger, handler = make(ring)
+        logger.info("a", extra={"audit": dict(EVENT)})
+        handler.doRollover()
+        handler._abandon_file()  # the process dies here...
+        os.close(handler._lock_fd)
+        handler._lock_fd = None
+        newest = files(tmp_path)[-1]
+        newest.write_bytes(newest.read_bytes()[:30])  # ...with half a header on disk
+        assert 3 == verify_paths([tmp_path / "logs"], ring).exit_code
+        _logger2, handler2 = make(ring)
+        handler2.close()
+        report = verify_paths([tmp_path / "logs"], ring)
+        assert 0 == report.exit_code, report.findings
+        assert any(f.verdict is Verdict.RESUMED and f.file == str(newest)
+                   for f in report.findings)
+        assert newest.read_bytes() == newest.read_bytes()[:30]  # never rewritten
+
+    def test_a_torn_file_nobody_signed_for_is_never_excused(self, make, tmp_path):
+        """Someone cutting a file to a fragment is not mistaken for an acknowledged crash."""
+        ring = Keyring.generate()
+        logger, handler = make(ring)
+        logger.info("a", extra={"audit": dict(EVENT)})
+        handler.close()
+        (tmp_path / "logs" / "audit-000009.jsonl").write_bytes(b'{"alg":"HS')
+        assert 3 == verify_paths([tmp_path / "logs"], ring).exit_code

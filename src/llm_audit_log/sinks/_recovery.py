@@ -18,12 +18,14 @@ from typing import TYPE_CHECKING, Any, Final
 
 from llm_audit_log.errors import AuditLogWarning
 from llm_audit_log.keys import Keyring
-from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, ParsedLine
+from llm_audit_log.seal import GENESIS_PREV, MAX_LINE_BYTES, Chain, LineKind, ParsedLine
 from llm_audit_log.sinks._encryption import FileEncryption
 from llm_audit_log.sinks._tail import read_header, read_tail
 
 __all__ = ["RecoveryMixin"]
 
+#: How every line starts; a file holding a prefix of it was torn while being created.
+_LINE_START: Final = b'{"alg":"'
 _FLAGS: Final = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -42,6 +44,7 @@ class RecoveryMixin:
     _keyring: Keyring
     _encryption: FileEncryption | None
     _lost: int
+    _abandoned: list[dict[str, Any]]
 
     if TYPE_CHECKING:  # provided by AuditFileHandler and RetentionMixin
         def rotation_filename(self, default_name: str) -> str: ...
@@ -87,10 +90,28 @@ class RecoveryMixin:
                 if os.path.isfile(path) and not os.path.islink(path) \
                         and os.path.getsize(path) == 0:
                     return os.open(path, _FLAGS & ~(os.O_CREAT | os.O_EXCL)), path
+                self._note_abandoned(path)
                 # A stray file holds the name: never touch it, pick another name.
                 stem, suffix = os.path.splitext(self._file_path(index))
                 path = f"{stem}.{secrets.token_hex(3)}{suffix}"
         raise FileExistsError(errno.EEXIST, "no free file name", path)
+
+    def _note_abandoned(self, path: str) -> None:
+        """
+        A file holding only a torn first line was left by a crash while it was created.
+
+        It is never rewritten; the next header acknowledges it (name, length, SHA-256), so
+        the verifier can tell it from a file someone cut.
+        """
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read(MAX_LINE_BYTES + 1)
+        except OSError:
+            return
+        if data and b"\n" not in data and len(data) <= MAX_LINE_BYTES and (
+                data.startswith(_LINE_START) or _LINE_START.startswith(data)):
+            self._abandoned.append({"name": os.path.basename(path), "length": len(data),
+                                    "sha256": hashlib.sha256(data).hexdigest()})
 
     def _fsync_dir(self) -> None:
         try:

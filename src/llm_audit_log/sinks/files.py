@@ -184,6 +184,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
         self._lines = 0
         self._unsynced = 0
         self._lost = 0
+        self._abandoned: list[dict[str, Any]] = []
         self._rollover_at: float | None = None
         self._header_seq = 0
         self._header_prev = GENESIS_PREV
@@ -494,6 +495,9 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
             "library": _LIBRARY}
         if self._encryption is not None:
             header["encryption"] = self._encryption.activate(self._chain.log_id, index)
+        if self._abandoned:  # torn files a crash left while creating them
+            header["abandoned"] = self._abandoned
+            self._abandoned = []
         self._write_body(LineKind.HEADER, header)
         self._rollover_at = self._next_rollover(time.time())
 

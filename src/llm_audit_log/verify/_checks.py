@@ -42,6 +42,11 @@ class _LogWalk(_LogEnds):
         body = line.body
         index = body.get("file_index")
         reason = body.get("reason")
+        abandoned = body.get("abandoned")
+        for entry in abandoned if isinstance(abandoned, list) else ():
+            if isinstance(entry, dict):  # a signed acknowledgement of a torn file
+                self.abandoned.add((entry.get("name"), entry.get("length"),
+                                    entry.get("sha256")))
         if type(index) is not int:
             self.find(Verdict.TAMPERED, path, "header has no file index", raw, line.seq)
             return
@@ -312,6 +317,7 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
             done += info.size
             continue
         logs.setdefault(info.anchor.log_id, []).append(info)
+    acknowledged: set[tuple[object, object, object]] = set()
     for log_id, members in sorted(logs.items()):
         members.sort(key=lambda i: (i.anchor.seq if i.anchor else -1, i.path))
         walk = _LogWalk(report, keyring, log_id)
@@ -321,5 +327,27 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
         walk.finish(stray_files=frozenset(os.path.basename(p) for p in stray))
         walk.summary.encrypted = walk.encryption.encrypted_events
         report.logs.append(walk.summary)
+        acknowledged |= walk.abandoned
+    if acknowledged:
+        _excuse_abandoned(report, stray, acknowledged)
     return report
+
+
+def _excuse_abandoned(report: Report, stray: set[str],
+                      acknowledged: set[tuple[object, object, object]]) -> None:
+    """A torn file that a later header acknowledges (name, length, hash) was a crash."""
+    for path in stray:
+        try:
+            with open(path, "rb") as fh:
+                data = fh.read()
+        except OSError:
+            continue
+        key = (os.path.basename(path), len(data), hashlib.sha256(data).hexdigest())
+        if not data or key not in acknowledged:
+            continue
+        report.findings[:] = [
+            Finding(Verdict.RESUMED, f.file, "left torn by a crash while it was created; "
+                    "the next start acknowledged it (name, length, SHA-256)", f.offset, f.line)
+            if f.file == path and f.verdict is Verdict.INCOMPLETE_TAIL else f
+            for f in report.findings]
 

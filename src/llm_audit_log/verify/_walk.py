@@ -84,6 +84,7 @@ class _ChainWalk:
         self.prunes: list[ParsedLine] = []
         self.hidden_prefix: list[ParsedLine] = []
         self.resume_of_pruned = False
+        self.abandoned: set[tuple[object, object, object]] = set()
         self.first_header_verified = True
         self.since_footer = 0
         self.anchors: dict[tuple[int, str], str] = {}
