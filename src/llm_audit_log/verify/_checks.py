@@ -24,7 +24,7 @@ from llm_audit_log.verify._anchor import _anchor, _FileInfo, _iter_source
 from llm_audit_log.verify._ends import _LogEnds
 from llm_audit_log.verify._reader import RawLine
 from llm_audit_log.verify._walk import _FileEnd
-from llm_audit_log.verify.verdicts import Finding, Report, Severity, Verdict
+from llm_audit_log.verify.verdicts import Finding, Report, Verdict
 
 __all__ = ["verify_files", "verify_sources"]
 
@@ -223,7 +223,7 @@ class _LogWalk(_LogEnds):
                                   virtual=info.lines is not None)
 
     def _damage_count(self) -> int:
-        return sum(1 for f in self.report.findings if f.verdict.severity is Severity.DAMAGE)
+        return self.report.damage_added
 
     def on_rotation(self, line: ParsedLine, raw: RawLine, path: str) -> None:
         """A key rotation is signed by the old key and proven by the new one."""

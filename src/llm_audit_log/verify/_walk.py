@@ -7,6 +7,7 @@ two ends are checked by its subclasses (``_ends.py``, ``_checks.py``).
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import math
@@ -76,6 +77,7 @@ class _ChainWalk:
         self.after_bad = 0
         self.skip_gap = False
         self.gaps: list[_Gap] = []
+        self.gap_starts: list[int] = []  # parallel to gaps, for bisect
         self.seen: OrderedDict[int, str] = OrderedDict()
         self.last_ts = ""
         self.first_header: ParsedLine | None = None
@@ -208,18 +210,21 @@ class _ChainWalk:
                     self.find(Verdict.FORK, path,
                               "two different lines carry the same sequence number", raw, seq)
                 return False
-            for gap in self.gaps:
-                if gap.start <= seq <= gap.end and gap.missing > 0:
-                    gap.missing -= 1
-                    self.find(Verdict.REORDERED, path, "line appears out of its chain position",
-                              raw, seq)
-                    return False
+            # Gaps open in increasing, disjoint ranges: find the one that could hold seq.
+            at = bisect.bisect_right(self.gap_starts, seq) - 1
+            gap = self.gaps[at] if at >= 0 else None
+            if gap is not None and seq <= gap.end and gap.missing > 0:
+                gap.missing -= 1
+                self.find(Verdict.REORDERED, path, "line appears out of its chain position",
+                          raw, seq)
+                return False
             self.find(Verdict.TAMPERED, path, "sequence number goes backwards", raw, seq)
             return False
         if expected is not None and seq > expected:
             missing = seq - expected - self.after_bad
             if missing > 0 and not self.skip_gap:
                 self.gaps.append(_Gap(expected, seq - 1, missing, path, raw.number, raw.offset))
+                self.gap_starts.append(expected)
         elif expected is not None and line.prev != self.prev_hash and not self.after_bad:
             self.find(Verdict.TAMPERED, path, "previous-line hash does not match: chain broken",
                       raw, seq)

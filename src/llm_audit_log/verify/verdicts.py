@@ -138,9 +138,12 @@ class Report:
     files_checked: int = 0
     lines_checked: int = 0
     lines_verified: int = 0
+    damage_added: int = field(default=0, repr=False)  # a running count, for cheap deltas
 
     def add(self, finding: Finding) -> None:
         """Record a finding, folding it into the previous one when it continues a run."""
+        if finding.verdict.severity is Severity.DAMAGE:
+            self.damage_added += 1
         if self.findings:
             last = self.findings[-1]
             if (last.verdict is finding.verdict and last.file == finding.file
