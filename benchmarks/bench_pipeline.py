@@ -123,11 +123,12 @@ def main() -> int:
         b, o, p = max(base), max(ours), max(plain)
         verdict = "meets" if o >= b else "misses"
         print(f"[{form} payload]")
+        plain_verdict = "meets" if p >= b else "misses"
         print(f"  baseline  RotatingFileHandler + JsonFormatter   : {b:10,.0f} records/s")
-        print(f"  ours      validate+scrub+hash+seal+rotate       : {o:10,.0f} records/s"
+        print(f"  ours      validate+hash+seal+rotate (no scrub)  : {p:10,.0f} records/s"
+              f"  ratio {p / b:.2f}x ({plain_verdict} target >= 1.0)")
+        print(f"  ours      + scrubbing (the default pipeline)    : {o:10,.0f} records/s"
               f"  ratio {o / b:.2f}x ({verdict} target >= 1.0)")
-        print(f"  ours      same, scrubbing off                   : {p:10,.0f} records/s"
-              f"  ratio {p / b:.2f}x")
     return 0
 
 
