@@ -241,3 +241,66 @@ class TestTornFileCreation:
         handler.close()
         (tmp_path / "logs" / "audit-000009.jsonl").write_bytes(b'{"alg":"HS')
         assert 3 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+
+class TestSmallerFindings:
+    def test_logger_names_are_scrubbed(self, make, tmp_path):
+        """A logger name built from data cannot carry an email into the file."""
+        ring = Keyring.generate()
+        _logger, handler = make(ring)
+        mail = "jane.roe.4711@example.org"
+        named = logging.getLogger(f"audit.hard.user.{mail}")
+        named.propagate = False
+        named.setLevel(logging.INFO)
+        named.addHandler(handler)
+        try:
+            named.info("hi", extra={"audit": dict(EVENT)})
+        finally:
+            named.removeHandler(handler)
+        handler.close()
+        data = b"".join(p.read_bytes() for p in files(tmp_path))
+        assert mail.encode() not in data
+        assert b"[REDACTED:EMAIL:" in data
+
+    def test_raw_prompt_none_is_rejected_on_every_path(self, make, tmp_path):
+        """prompt=None is named as a problem, with or without an exception attached."""
+        ring = Keyring.generate()
+        logger, handler = make(ring)
+        event = {"event_type": "llm.completion", "user_id": "u", "status": "success",
+                 "model": "m", "prompt": None}
+        logger.info("plain", extra={"audit": dict(event)})
+        try:
+            raise ValueError("boom")
+        except ValueError:
+            logger.exception("with traceback", extra={"audit": dict(event)})
+        handler.close()
+        bodies = [json.loads(raw)["body"] for p in files(tmp_path)
+                  for raw in p.read_bytes().split(b"\n") if raw and b'"t":"event"' in raw]
+        assert 2 == len(bodies)
+        for body in bodies:
+            assert "audit.rejected" == body["event_type"]
+            assert {"field": "/prompt", "reason": "expected string"} in body["problems"]
+
+    @pytest.mark.skipif(not hasattr(os, "fork"), reason="needs fork")
+    def test_a_forked_child_does_not_keep_the_parents_log_name(self, make, tmp_path):
+        """While a child lives, the parent can close and reopen its own log name."""
+        ring = Keyring.generate()
+        logger, handler = make(ring)
+        logger.info("a", extra={"audit": dict(EVENT)})
+        read_end, write_end = os.pipe()
+        pid = os.fork()
+        if pid == 0:  # the child waits until the parent is done, then leaves
+            os.close(write_end)
+            os.read(read_end, 1)
+            os._exit(0)
+        os.close(read_end)
+        try:
+            handler.close()
+            logger.info("b", extra={"audit": dict(EVENT)})  # reopens under the lock
+            handler.close()
+        finally:
+            os.write(write_end, b"x")
+            os.close(write_end)
+            os.waitpid(pid, 0)
+        assert all(".pid" not in p.name for p in files(tmp_path))
+        assert 0 == verify_paths([tmp_path / "logs"], ring).exit_code
