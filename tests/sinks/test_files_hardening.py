@@ -288,12 +288,17 @@ class TestSmallerFindings:
         logger, handler = make(ring)
         logger.info("a", extra={"audit": dict(EVENT)})
         read_end, write_end = os.pipe()
+        ready_read, ready_write = os.pipe()
         pid = os.fork()
-        if pid == 0:  # the child waits until the parent is done, then leaves
+        if pid == 0:  # fork hooks have run: say so, wait until the parent is done, leave
             os.close(write_end)
+            os.write(ready_write, b"r")
             os.read(read_end, 1)
             os._exit(0)
         os.close(read_end)
+        os.close(ready_write)
+        os.read(ready_read, 1)
+        os.close(ready_read)
         try:
             handler.close()
             logger.info("b", extra={"audit": dict(EVENT)})  # reopens under the lock
