@@ -227,3 +227,19 @@ class TestMisplacedKeyMaterial:
         for secret in secret_strings(ring):
             assert secret not in str(info.value)
         assert "{" not in str(info.value)
+
+
+class TestCache:
+    def test_one_cached_keyring_per_file_replaced_on_change(self, tmp_path):
+        """Loading twice shares one object; rewriting the file replaces the cached entry."""
+        from llm_audit_log import keys as keys_module
+
+        path = tmp_path / "k.json"
+        ring = Keyring.generate()
+        ring.save(path)
+        assert load_keyring(path) is load_keyring(path)
+        rotated = ring.rotated()
+        rotated.save(path, overwrite=True)
+        assert rotated.active_kid == load_keyring(path).active_kid
+        entries = [k for k in keys_module._CACHE if k == str(path.resolve())]
+        assert 1 == len(entries)

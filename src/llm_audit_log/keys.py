@@ -343,20 +343,22 @@ class Keyring:
                    auditor_public=auditor_public, auditor_key=auditor_key)
 
 
-_CACHE: dict[tuple[str, int, int], Keyring] = {}
+# One parsed keyring per file (the filter and the handler share it); a rotated or
+# replaced file replaces its entry, so keys that were rotated out do not linger here.
+_CACHE: dict[str, tuple[tuple[int, int], Keyring]] = {}
 _CACHE_LOCK = threading.Lock()
 
 
 def _read_keyring_file(path: Path, source: str) -> Keyring:
     text, st = _read_key_file(path, source, "keyring")
-    cache_key = (str(path.resolve()), st.st_mtime_ns, st.st_size)
+    where, version = str(path.resolve()), (st.st_mtime_ns, st.st_size)
     with _CACHE_LOCK:
-        cached = _CACHE.get(cache_key)
-    if cached is not None:
-        return cached
+        cached = _CACHE.get(where)
+    if cached is not None and cached[0] == version:
+        return cached[1]
     ring = Keyring.from_json(text, source=source)
     with _CACHE_LOCK:
-        _CACHE[cache_key] = ring
+        _CACHE[where] = (version, ring)
     return ring
 
 
