@@ -334,3 +334,18 @@ class TestProperties:
         report = verify_paths([directory], ring)
         assert 0 == report.exit_code, report.findings
         assert len(batch) == report.logs[0].events
+
+
+class TestStamp:
+    def test_stamp_matches_the_separate_functions(self):
+        """stamp() gives format_timestamp()'s text and a UUIDv7 of the same millisecond."""
+        import uuid
+
+        from llm_audit_log.context import format_timestamp, stamp
+
+        created = 1_790_000_000.123456
+        timestamp, event_id = stamp(created)
+        assert format_timestamp(created) == timestamp
+        parsed = uuid.UUID(event_id)
+        assert 7 == parsed.version
+        assert int(created * 1000) == parsed.int >> 80

@@ -32,7 +32,7 @@ from llm_audit_log._payload import (
     normalise,
     safe_segment,
 )
-from llm_audit_log.context import format_timestamp, host_name, new_event_id
+from llm_audit_log.context import format_timestamp, host_name, new_event_id, stamp
 from llm_audit_log.errors import AuditPayloadError, ConfigurationError
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.schema import EventSchemaRegistry, default_registry
@@ -234,7 +234,8 @@ class AuditFilter(logging.Filter):
             text = orjson.dumps([message, record.name, *payload.values()], option=_STRICT_JSON)
             if (len(text) + raw_size) * 2 > self._limits.max_bytes or type(message) is not str:
                 return None
-            if not _finite_and_shallow(payload, self._limits, typed) or not valid(payload):
+            if not (typed.issuperset(payload)
+                    or _finite_and_shallow(payload, self._limits, typed)) or not valid(payload):
                 return None
         except Exception:  # the general path reports what is wrong
             return None
@@ -252,9 +253,10 @@ class AuditFilter(logging.Filter):
         pseudonymise = self._keyring.pseudonymise
         for hashed_name, value in raw_text:
             payload[hashed_name] = pseudonymise(value)
-        created = _created(record)
-        payload["timestamp"] = format_timestamp(created)
-        payload["event_id"] = new_event_id(created)
+        created = record.__dict__.get("created")
+        if type(created) is not float or not 0.0 <= created < 1e11:
+            created = _created(record)
+        payload["timestamp"], payload["event_id"] = stamp(created)
         payload.update(self._provenance)
         if counts:
             payload["scrubbed"] = counts
