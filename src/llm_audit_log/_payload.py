@@ -16,7 +16,8 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["LOGRECORD_ATTRS", "Limits", "normalise", "safe_segment"]
+__all__ = ["LOGRECORD_ATTRS", "STRICT_JSON", "Limits", "finite_and_bounded", "normalise",
+           "safe_segment"]
 
 #: Attributes every LogRecord has (plus the two formatters add): extras may not reuse them.
 LOGRECORD_ATTRS: Final = frozenset(
@@ -34,7 +35,7 @@ _INT_BOUND: Final = 2**63
 # dataclasses, subclasses of str/int/dict/list, bytes, sets, objects, non-string keys,
 # ints beyond 64 bits, lone surrogates. It does write NaN as null, so floats are checked
 # separately. UUIDs and Enums are written as their string or value.
-_STRICT: Final = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
+STRICT_JSON: Final = (orjson.OPT_PASSTHROUGH_DATETIME | orjson.OPT_PASSTHROUGH_DATACLASS
                   | orjson.OPT_PASSTHROUGH_SUBCLASS)
 
 
@@ -132,66 +133,27 @@ class _Walk:
         return [self.value(item, (*path, str(i)), depth + 1) for i, item in enumerate(seq)]
 
 
-class _NotPlainError(Exception):
-    """Raised by the fast check; the slow walk then says exactly what is wrong."""
+def _nested_ok(container: Any, depth: int, limits: Limits) -> bool:
+    """
+    No NaN or infinity, nesting and counts within limits, in a container orjson accepted.
 
-
-def _plain_size(container: Any, depth: int, limits: Limits) -> int:
-    """Size estimate of a dict or list that is already plain bounded JSON; raises otherwise."""
+    orjson has already refused every non-JSON type, non-string key, lone surrogate and
+    out-of-range integer; it writes NaN as null, so floats are the one thing left to check.
+    """
     if depth >= limits.max_depth or len(container) > limits.max_items:
-        raise _NotPlainError
-    if type(container) is dict:
-        size = 2 + 4 * len(container)
-        for key, item in container.items():
-            if type(key) is not str:
-                raise _NotPlainError
-            size += len(key)
-            t = type(item)
-            if t is str:
-                if not item.isascii():
-                    item.encode("utf-8")  # lone surrogates -> UnicodeEncodeError -> slow path
-                size += len(item)
-            elif t is int:
-                if not -_INT_BOUND <= item < _INT_BOUND:
-                    raise _NotPlainError
-                size += 8
-            elif t is float:
-                if item - item != 0.0:  # NaN and the infinities
-                    raise _NotPlainError
-                size += 12
-            elif t is bool or item is None:
-                size += 5
-            elif t is dict or t is list:
-                size += _plain_size(item, depth + 1, limits)
-            else:
-                raise _NotPlainError
-        return size
-    size = 2
-    for item in container:
+        return False
+    for item in container.values() if type(container) is dict else container:
         t = type(item)
-        if t is str:
-            if not item.isascii():
-                item.encode("utf-8")
-            size += len(item) + 3
-        elif t is int:
-            if not -_INT_BOUND <= item < _INT_BOUND:
-                raise _NotPlainError
-            size += 8
-        elif t is float:
-            if item - item != 0.0:
-                raise _NotPlainError
-            size += 12
-        elif t is bool or item is None:
-            size += 5
-        elif t is dict or t is list:
-            size += _plain_size(item, depth + 1, limits)
-        else:
-            raise _NotPlainError
-    return size
+        if t is float:
+            if item - item != 0.0:  # NaN and the infinities
+                return False
+        elif (t is dict or t is list) and not _nested_ok(item, depth + 1, limits):
+            return False
+    return True
 
 
-def _finite_and_shallow(payload: dict[str, Any], limits: Limits,
-                        typed: frozenset[str]) -> bool:
+def finite_and_bounded(payload: dict[str, Any], limits: Limits,
+                       typed: frozenset[str]) -> bool:
     """
     No NaN or infinity anywhere, nesting and counts within limits (orjson checked types).
 
@@ -207,9 +169,9 @@ def _finite_and_shallow(payload: dict[str, Any], limits: Limits,
             if t is float:
                 if value - value != 0.0:
                     return False
-            elif t is dict or t is list:
-                _plain_size(value, 1, limits)
-    except (_NotPlainError, UnicodeEncodeError, RecursionError):
+            elif (t is dict or t is list) and not _nested_ok(value, 1, limits):
+                return False
+    except RecursionError:
         return False
     return True
 
@@ -226,11 +188,11 @@ def normalise(payload: Mapping[Any, Any], limits: Limits,
     """
     if type(payload) is dict and len(payload) <= limits.max_items:
         try:
-            size = len(orjson.dumps(payload, option=_STRICT))
+            size = len(orjson.dumps(payload, option=STRICT_JSON))
         except (TypeError, RecursionError):
             pass  # the walk below says exactly what is wrong
         else:
-            if size <= limits.max_bytes and _finite_and_shallow(payload, limits, typed):
+            if size <= limits.max_bytes and finite_and_bounded(payload, limits, typed):
                 return dict(payload), []
     walk = _Walk(limits)
     try:

@@ -22,13 +22,11 @@ from typing import Any, Final
 import orjson
 
 from llm_audit_log._payload import (
-    _STRICT as _STRICT_JSON,
-)
-from llm_audit_log._payload import (
     FOREIGN_ATTRS,
     LOGRECORD_ATTRS,
+    STRICT_JSON,
     Limits,
-    _finite_and_shallow,
+    finite_and_bounded,
     normalise,
     safe_segment,
 )
@@ -231,11 +229,11 @@ class AuditFilter(logging.Filter):
             raw_size += len(value)
         try:
             message = record.getMessage()
-            text = orjson.dumps([message, record.name, *payload.values()], option=_STRICT_JSON)
+            text = orjson.dumps([message, record.name, *payload.values()], option=STRICT_JSON)
             if (len(text) + raw_size) * 2 > self._limits.max_bytes or type(message) is not str:
                 return None
             if not (typed.issuperset(payload)
-                    or _finite_and_shallow(payload, self._limits, typed)) or not valid(payload):
+                    or finite_and_bounded(payload, self._limits, typed)) or not valid(payload):
                 return None
         except Exception:  # the general path reports what is wrong
             return None
