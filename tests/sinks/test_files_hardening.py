@@ -309,3 +309,26 @@ class TestSmallerFindings:
             os.waitpid(pid, 0)
         assert all(".pid" not in p.name for p in files(tmp_path))
         assert 0 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+
+class TestLossInEncryptedFiles:
+    def test_a_record_lost_in_an_encrypted_file_leaves_an_encrypted_trace(
+            self, make, tmp_path, monkeypatch):
+        """Rotation fails (EMFILE): the record becomes an encrypted rejected record, in place."""
+        ring = Keyring.generate()
+        logger, handler = make(ring, encrypt="auditor")
+        logger.info("a", extra={"audit": dict(EVENT)})
+
+        def no_descriptors(index):
+            raise OSError(24, "Too many open files")
+
+        monkeypatch.setattr(handler, "_create_file", no_descriptors)
+        monkeypatch.setattr(handler, "_size_limit", 0)  # the next record rotates first
+        monkeypatch.setattr(handler, "_should_roll", lambda size: True)
+        logger.info("lost", extra={"audit": dict(EVENT)})
+        monkeypatch.undo()
+        handler.close()
+        report = verify_paths([tmp_path / "logs"], ring)
+        assert 0 == report.exit_code, report.findings
+        assert 2 == report.logs[0].events
+        assert 1 == report.logs[0].rejected

@@ -272,11 +272,15 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
         In the current file if it still takes lines (a rejected record naming the error
         type), else counted for the next start's resume record.
         """
-        if self._fd is not None and self._chain is not None and self._encryption is None:
+        if self._fd is not None and self._chain is not None:
             try:
                 body = self._fallback.rejected_body(
                     record, [("", f"could not be written ({type(exc).__name__})")])
-                self._write(LineKind.EVENT, dumps_canonical(body))
+                text = dumps_canonical(body)
+                if self._encryption is not None:  # encrypted files take encrypted events only
+                    text = self._encryption.event_body(text, body, {}, self._chain,
+                                                       body["timestamp"])
+                self._write(LineKind.EVENT, text, body["timestamp"])
             except Exception:  # noqa: S110 - counted below, acknowledged on the next start
                 pass
             else:
