@@ -237,6 +237,9 @@ class AuditFilter(logging.Filter):
                 return None
         except Exception:  # the general path reports what is wrong
             return None
+        if record.args:  # formatted once here; formatters then read the finished text
+            record.msg = message
+            record.args = None
         counts: dict[str, int] = {}
         scrubber = self._scrubber
         if scrubber is not None and not scrubber.values_text_is_clean(payload, text):
