@@ -134,9 +134,7 @@ class AuditFilter(logging.Filter):
                 self._registry.register(event_type, event_types[event_type])
         else:
             self._registry = default_registry()
-        self._raw_cache: dict[str, tuple[tuple[str, str], ...]] = {}
         self._fast = _FastTable(self._type_info)
-        self._typed_cache: dict[str, frozenset[str]] = {}
         self.strict = strict
         self.on_missing_payload = on_missing_payload
         self.payload_attr = payload_attr
@@ -197,8 +195,7 @@ class AuditFilter(logging.Filter):
             raw = self._flat_payload(record)
         if type(raw) is dict and not (record.exc_info or record.exc_text or record.stack_info
                                       or _COLLISIONS_ATTR in attrs):
-            event_type = raw.get("event_type")
-            info = self._fast[event_type] if type(event_type) is str else None
+            info = self._known(raw.get("event_type"))
             if info is not None:
                 state = self._process_fast(record, raw, nested, info)
                 if state is not None:
@@ -280,7 +277,8 @@ class AuditFilter(logging.Filter):
                 return _DROP
             return self._reject(record, [("", _NO_PAYLOAD)], None, counts)
         if type(raw) is dict:
-            typed = self._typed_fields(raw.get("event_type"))
+            info = self._known(raw.get("event_type"))
+            typed = info[0] if info is not None else frozenset()
         elif raw is None or isinstance(raw, Mapping):
             typed = frozenset()
         else:
@@ -301,7 +299,8 @@ class AuditFilter(logging.Filter):
         # Raw text is taken out before validation and hashed after it: the schema checks
         # what the caller gave, and never spends time re-checking our own hashes.
         raw_text: list[tuple[str, str]] = []
-        for raw_name, hashed_name in self._raw_fields(event_type):
+        info = self._known(event_type)
+        for raw_name, hashed_name in info[1] if info is not None else ():
             if raw_name not in payload:
                 continue
             value = payload.pop(raw_name)
@@ -322,35 +321,16 @@ class AuditFilter(logging.Filter):
 
     def _type_info(self, event_type: str) -> _TypeInfo | None:
         """Typed fields, raw->hashed pairs and the schema's boolean check, for known types."""
-        check = self._registry.fast_check(event_type)
+        registry = self._registry
+        check = registry.fast_check(event_type)
         if check is None:
             return None
-        return (self._typed_fields(event_type), self._raw_fields(event_type), check)
+        return (_typed_properties(registry.schema_for(event_type)),
+                tuple(registry.pseudonymised_fields(event_type).items()), check)
 
-    def _typed_fields(self, event_type: object) -> frozenset[str]:
-        """Fields whose schema pins a scalar type (or an array of them): no NaN check needed."""
-        if type(event_type) is not str:
-            return frozenset()
-        typed = self._typed_cache.get(event_type)
-        if typed is None:
-            typed = frozenset()
-            if self._registry.is_known(event_type):
-                typed = _typed_properties(self._registry.schema_for(event_type))
-                self._typed_cache[event_type] = typed
-        return typed
-
-    def _raw_fields(self, event_type: object) -> tuple[tuple[str, str], ...]:
-        """(raw field, hashed field) pairs of an event type, looked up once per type."""
-        if type(event_type) is not str:
-            return ()
-        pairs = self._raw_cache.get(event_type)
-        if pairs is None:
-            registry = self._registry
-            pairs = (tuple(registry.pseudonymised_fields(event_type).items())
-                     if registry.is_known(event_type) else ())
-            if registry.is_known(event_type):
-                self._raw_cache[event_type] = pairs
-        return pairs
+    def _known(self, event_type: object) -> _TypeInfo | None:
+        """What :meth:`_type_info` says of ``event_type`` (cached), or None if unknown."""
+        return self._fast[event_type] if type(event_type) is str else None
 
     def _replace_on_record(self, record: logging.LogRecord, payload: dict[str, Any], *,
                            scrubbed: bool) -> None:
@@ -360,7 +340,8 @@ class AuditFilter(logging.Filter):
             for key in attrs.keys() - _NOT_PAYLOAD:
                 if key[:1] != "_":
                     attrs[key] = payload.get(key)
-        for raw_name, hashed_name in self._raw_fields(payload["event_type"]):
+        info = self._known(payload["event_type"])
+        for raw_name, hashed_name in info[1] if info is not None else ():
             if raw_name in attrs:
                 attrs[raw_name] = payload.get(hashed_name)
 
