@@ -16,6 +16,7 @@ import time
 __all__ = ["format_timestamp", "host_name", "new_event_id", "stamp", "utc_now"]
 
 _ts_cache: tuple[int, str] = (-1, "")
+_ms_cache: tuple[int, str] = (-1, "")
 
 
 def format_timestamp(epoch_seconds: float) -> str:
@@ -35,17 +36,23 @@ def stamp(epoch_seconds: float) -> tuple[str, str]:
     """
     The ``timestamp`` and ``event_id`` of a record created at ``epoch_seconds``.
 
-    :func:`format_timestamp` and :func:`new_event_id` in one call: the hot path pays for
-    one time conversion instead of two.
+    :func:`format_timestamp` and :func:`new_event_id` in one call, on the hot path: the
+    parts that change once a millisecond (the id's time and random fields, the date and
+    time of day) are cached, so a record pays for two short formats.
     """
-    global _ts_cache  # noqa: PLW0603 - a one-entry cache, replaced atomically
+    global _ts_cache, _ms_cache  # noqa: PLW0603 - one-entry caches, replaced atomically
     sec = int(epoch_seconds)
     micros = min(int((epoch_seconds - sec) * 1_000_000), 999_999)
+    ms = sec * 1000 + micros // 1000
+    cached_ms, id_prefix = _ms_cache
+    if cached_ms != ms:
+        id_prefix = _id_prefix(ms)
+        _ms_cache = (ms, id_prefix)
     cached_sec, prefix = _ts_cache
     if cached_sec != sec:
         prefix = time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(sec))
         _ts_cache = (sec, prefix)
-    return f"{prefix}.{micros:06d}Z", _id_from_ms(sec * 1000 + micros // 1000)
+    return f"{prefix}.{micros:06d}Z", f"{id_prefix}{_ids.counter() & 0xFFFFFFFF:08x}"
 
 
 def utc_now() -> str:
@@ -69,7 +76,16 @@ class _IdState:
 
 
 _ids = _IdState()
-os.register_at_fork(after_in_child=_ids.draw)
+
+
+def _reseed_after_fork() -> None:
+    """A forked child draws its own random id parts and forgets the parent's id prefix."""
+    global _ms_cache  # noqa: PLW0603 - one-entry cache, replaced atomically
+    _ids.draw()
+    _ms_cache = (-1, "")
+
+
+os.register_at_fork(after_in_child=_reseed_after_fork)
 
 
 def new_event_id(epoch_seconds: float | None = None) -> str:
@@ -85,10 +101,14 @@ def new_event_id(epoch_seconds: float | None = None) -> str:
     return _id_from_ms(ms)
 
 
-def _id_from_ms(ms: int) -> str:
+def _id_prefix(ms: int) -> str:
+    """Everything in an event id but the counter (fixed for a millisecond in a process)."""
     state = _ids
-    return (f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7{state.rand_a}-{state.rand_b}"
-            f"{state.counter() & 0xFFFFFFFF:08x}")
+    return f"{ms >> 16:08x}-{ms & 0xFFFF:04x}-7{state.rand_a}-{state.rand_b}"
+
+
+def _id_from_ms(ms: int) -> str:
+    return f"{_id_prefix(ms)}{_ids.counter() & 0xFFFFFFFF:08x}"
 
 
 _host: str | None = None
