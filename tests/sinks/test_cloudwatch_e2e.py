@@ -6,6 +6,7 @@ Every test ships through HTTP on loopback and ends with ``llm-audit verify --clo
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import secrets
@@ -84,22 +85,28 @@ def verify(server, group, keyring_path, capsys, *extra: str) -> int:
     return code
 
 
-def events_in(server, group) -> int:
+def events_by_stream(server, group) -> dict[str, int]:
+    """How many events each stream of the group holds (every page read)."""
     client = boto3.client("logs", endpoint_url=server["url"], region_name=REGION)
-    total = 0
+    counts: dict[str, int] = {}
     for stream in client.describe_log_streams(logGroupName=group)["logStreams"]:
+        name = stream["logStreamName"]
+        counts[name] = 0
         token = None
         while True:
-            args = {"logGroupName": group, "logStreamName": stream["logStreamName"],
-                    "startFromHead": True}
+            args = {"logGroupName": group, "logStreamName": name, "startFromHead": True}
             if token:
                 args["nextToken"] = token
             page = client.get_log_events(**args)
-            total += len(page["events"])
+            counts[name] += len(page["events"])
             if page["nextForwardToken"] == token:
                 break
             token = page["nextForwardToken"]
-    return total
+    return counts
+
+
+def events_in(server, group) -> int:
+    return sum(events_by_stream(server, group).values())
 
 
 def burst(logger, n, payload):
@@ -210,6 +217,104 @@ class TestEndToEnd:
         proc.send_signal(signal.SIGTERM)
         assert 143 == proc.wait(60)
         assert 5_002 == events_in(server, group)
+        assert 0 == verify(server, group, keyring_path, capsys)
+
+    def test_sigterm_with_5000_queued_while_unreachable(self, server, keyring_path, tmp_path,
+                                                         capsys):
+        """
+        SIGTERM with 5,000 records queued while the service is down: spilled, replayed next start.
+
+        The module's server is stopped (connections refused on its port) while process 1
+        logs and is terminated, then restarted on the same port for process 2, which
+        shares the spill directory, adopts process 1's orphaned spill file and replays it.
+        """
+        group = f"e2e-{secrets.token_hex(4)}"
+        spill = tmp_path / "spill"
+        secret = f"PROMPT-{secrets.token_hex(8)}"  # raw prompts: only their keyed hashes ship
+        script = textwrap.dedent(f"""
+            import logging, sys, time
+            from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
+            count, stay = int(sys.argv[1]), sys.argv[2] == "stay"
+            h = CloudWatchHandler({group!r}, keyring={str(keyring_path)!r},
+                                  endpoint_url={server["url"]!r}, region={REGION!r},
+                                  create_group=True, spill_dir={str(spill)!r},
+                                  drain_on_sigterm=True, send_interval=60, max_backoff=0.5,
+                                  flush_timeout=0.5, close_timeout=1.0)
+            log = logging.getLogger("audit"); log.propagate = False
+            log.setLevel(logging.INFO); log.addHandler(h)
+            for i in range(count):
+                log.info("x", extra={{"audit": {{
+                    "event_type": "llm.completion", "user_id": "u%d" % i, "status": "success",
+                    "model": "m", "tokens_input": i, "prompt": "{secret}-%d" % i}}}})
+            if stay:
+                c = h.counters
+                print("logged", c["submitted"], c["sent"], c["spilled"], flush=True)
+                time.sleep(60)
+            else:
+                ok = h.close(20)
+                c = h.counters
+                print("closed", ok, c["submitted"], c["sent"], c["dropped"], c["rejected"],
+                      flush=True)
+        """)
+        env = dict(os.environ)
+
+        server["server"].stop()
+        try:
+            proc = subprocess.Popen([sys.executable, "-c", script, "5000", "stay"],
+                                    stdout=subprocess.PIPE, stderr=subprocess.PIPE, env=env,
+                                    text=True)
+            assert proc.stdout is not None
+            try:
+                line = proc.stdout.readline().split()
+                # header + 5,000 events submitted; nothing can have been sent; with
+                # send_interval=60 at least the last, partial batch is still in memory
+                assert ["logged", "5001", "0"] == line[:3]
+                assert int(line[3]) < 5_001
+                proc.send_signal(signal.SIGTERM)
+                _, errors = proc.communicate(timeout=30)
+                assert 143 == proc.returncode, errors
+                assert "EndpointConnectionError" in errors  # the outage was reported...
+                assert secret not in errors  # ...without any payload
+            finally:
+                if proc.poll() is None:
+                    proc.kill()
+                    proc.wait()
+            files = sorted(spill.glob("*.spill"))
+            assert len(files) == 1
+            assert files[0].stat().st_size > 0
+            assert 0o600 == files[0].stat().st_mode & 0o777
+            data = files[0].read_bytes()
+        finally:
+            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
+                                           verbose=False)
+            restarted.start()
+            server["server"] = restarted
+
+        # Process 1's whole log is in the spill, in order: header, 5,000 events, and the
+        # footer its close() wrote on the way out (SystemExit -> logging.shutdown).
+        spilled = [json.loads(raw) for raw in data.splitlines()]
+        assert 5_002 == len(spilled)
+        assert {group} == {entry["g"] for entry in spilled}
+        assert 1 == len({entry["s"] for entry in spilled})
+        kinds = [json.loads(entry["m"])["t"] for entry in spilled]
+        assert ["header", *["event"] * 5_000, "footer"] == kinds
+        assert secret.encode() not in data
+        assert 5_000 == data.count(b"prompt_hash")
+
+        proc = subprocess.run([sys.executable, "-c", script, "3", "exit"], env=env,
+                              capture_output=True, text=True, timeout=60, check=False)
+        assert 0 == proc.returncode, proc.stderr
+        # close() True: the orphan and its own lines all delivered; 3 records + header +
+        # footer submitted, all sent along with process 1's 5,002; nothing dropped or rejected.
+        assert ["closed", "True", "5", "5007", "0", "0"] == proc.stdout.split()
+        assert [] == list(spill.glob("*.spill"))  # replayed orphan removed, own file too
+
+        # Two streams, one log each: process 1's header + 5,000 events + footer, and
+        # process 2's header + 3 events + footer. No gap lines (nothing was rejected).
+        counts = events_by_stream(server, group)
+        assert 5_002 == counts.pop(spilled[0]["s"])
+        assert [5] == list(counts.values())
+        assert 5_007 == events_in(server, group)
         assert 0 == verify(server, group, keyring_path, capsys)
 
     def test_forked_child_logging(self, server, ship, keyring_path, payload, capsys):
