@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import os
 import uuid
 
@@ -21,7 +22,7 @@ class TestStamp:
         assert len(set(ids)) == 1_000
         assert all(uuid.UUID(i).version == 7 for i in ids)
         counters = [int(i[-8:], 16) for i in ids]
-        assert all((b - a) % 2**32 == 1 for a, b in zip(counters, counters[1:]))
+        assert all((b - a) % 2**32 == 1 for a, b in itertools.pairwise(counters))
 
     def test_next_millisecond_changes_the_time_field(self):
         first = stamp(1_790_000_000.123456)[1]

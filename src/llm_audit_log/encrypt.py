@@ -185,7 +185,7 @@ class DataKey:
         return (binascii.b2a_base64(nonce, newline=False).decode("ascii"),
                 binascii.b2a_base64(ct, newline=False).decode("ascii"))
 
-    def encrypt_event(self, body: str, clear: Mapping[str, Any], log_id: str, seq: int,
+    def encrypt_event(self, body: str | bytes, clear: Mapping[str, Any], log_id: str, seq: int,
                       prev: str, kid: str, ts: str) -> str:
         """
         The encrypted line body for the plaintext ``body`` at this chain position.
@@ -196,7 +196,8 @@ class DataKey:
         """
         cj = clear_json(clear).decode("utf-8")
         nonce = os.urandom(NONCE_BYTES)
-        ct = self._aead.encrypt(nonce, body.encode(), (
+        plain = body if isinstance(body, bytes) else body.encode()
+        ct = self._aead.encrypt(nonce, plain, (
             f"{_AAD_LABEL}\x00{log_id}\x00{seq}\x00{prev}\x00{kid}\x00event\x00{ts}\x00"
             f"{self.dk_id}\x00{cj}").encode())
         rest = "}" if len(cj) == 2 else "," + cj[1:]  # cj == "{}": no clear fields
@@ -486,7 +487,7 @@ def event_aad(dk_id: str, clear: bytes, *, log_id: str, seq: int, prev: str, kid
             f"{dk_id}\x00").encode() + clear
 
 
-def encrypt_event_body(dk: DataKey, body: str, clear: Mapping[str, Any], *, log_id: str,
+def encrypt_event_body(dk: DataKey, body: str | bytes, clear: Mapping[str, Any], *, log_id: str,
                        seq: int, prev: str, kid: str, ts: str) -> str:
     """
     The encrypted line body for the plaintext ``body`` at this chain position.

@@ -248,9 +248,10 @@ class AuditFilter(logging.Filter):
                 raw_text: list[tuple[str, str]], counts: dict[str, int], *,
                 nested: bool) -> AuditState:
         """Hash raw text, fill provenance, and leave the processed payload on the record."""
-        pseudonymise = self._keyring.pseudonymise
-        for hashed_name, value in raw_text:
-            payload[hashed_name] = pseudonymise(value)
+        if raw_text:
+            pseudonymise = self._keyring.pseudonymise
+            for hashed_name, value in raw_text:
+                payload[hashed_name] = pseudonymise(value)
         created = record.__dict__.get("created")
         if type(created) is not float or not 0.0 <= created < 1e11:
             created = _created(record)

@@ -100,6 +100,10 @@ class Chain:
 
     __slots__ = ("_mac", "_middle", "kid", "log_id", "next_seq", "prev_hash")
 
+    _HEAD: Final = f'{{"alg":"{MAC_ALG}","body":'
+    _head: Final = _HEAD.encode()
+    _END: Final = f'","v":{FORMAT_VERSION}'
+
     def __init__(self, *, log_id: str, next_seq: int, prev_hash: str, kid: str,
                  mac: Callable[[bytes], str]) -> None:
         self.log_id = log_id
@@ -118,14 +122,20 @@ class Chain:
         self._mac = mac
         self._middle = f',"kid":"{kid}","log":"{self.log_id}","prev":"'
 
-    def seal(self, kind: str, body: str, ts: str) -> tuple[bytes, str]:
+    def seal(self, kind: str, body: str | bytes, ts: str) -> tuple[bytes, str]:
         """
-        Seal ``body`` as the next line; returns (line with newline, its hash).
+        Seal ``body`` (text or its UTF-8 bytes) as the next line.
 
-        Same bytes as :func:`seal_line`, with the constant envelope parts precomputed.
+        Returns (line with newline, its hash): the bytes :func:`seal_line` gives, with the
+        constant envelope parts precomputed.
         """
-        signed = (f'{{"alg":"{MAC_ALG}","body":{body}{self._middle}{self.prev_hash}",'
-                  f'"seq":{self.next_seq},"t":"{kind}","ts":"{ts}","v":{FORMAT_VERSION}').encode()
+        if isinstance(body, bytes):
+            signed = b"%s%s%s" % (self._head, body, (
+                f'{self._middle}{self.prev_hash}","seq":{self.next_seq},"t":"{kind}",'
+                f'"ts":"{ts}{self._END}').encode())
+        else:
+            signed = (f'{self._HEAD}{body}{self._middle}{self.prev_hash}",'
+                      f'"seq":{self.next_seq},"t":"{kind}","ts":"{ts}{self._END}').encode()
         tail = b',"mac":"%s"}' % self._mac(signed).encode("ascii")
         digest = hashlib.sha256(signed)
         digest.update(tail)

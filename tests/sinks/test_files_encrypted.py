@@ -224,7 +224,7 @@ class TestRoundTrip:
         handler.setFormatter(AuditFormatter(static_fields={"team": "billing"}))
         logger.info("a", extra={"audit": {"event_type": "auth.login", "user_id": "u",
                                           "status": "success"}})
-        monkeypatch.setattr(AuditFormatter, "format", lambda self, record: 1 / 0)
+        monkeypatch.setattr(AuditFormatter, "format_body", lambda self, record: 1 / 0)
         logger.info("b", extra={"audit": {"event_type": "auth.login", "user_id": "u",
                                           "status": "success"}})
         handler.close()

@@ -98,7 +98,7 @@ class FileEncryption:
             self._pending[1].erase()
             self._pending = None
 
-    def event_body(self, body: str, source: Mapping[str, Any], static: Mapping[str, Any],
+    def event_body(self, body: str | bytes, source: Mapping[str, Any], static: Mapping[str, Any],
                    chain: Chain, ts: str) -> str:
         """
         Encrypt a plaintext body for the chain's next position.

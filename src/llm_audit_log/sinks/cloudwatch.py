@@ -33,7 +33,7 @@ from typing import Any, Final
 from llm_audit_log.context import format_timestamp, host_name, utc_now
 from llm_audit_log.errors import ConfigurationError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
-from llm_audit_log.formatter import AuditFormatter
+from llm_audit_log.formatter import AuditFormatter, format_body
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, dumps_canonical
 from llm_audit_log.sinks._retention import _retention_days
@@ -184,7 +184,7 @@ class CloudWatchHandler(logging.Handler):
             if STATE_ATTR not in record.__dict__ and not self._fallback.filter(record):
                 return
             try:
-                body = self.format(record)
+                body: str | bytes = format_body(self, record)
             except Exception as exc:
                 body = dumps_canonical(self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")]))
@@ -198,7 +198,7 @@ class CloudWatchHandler(logging.Handler):
         except Exception:
             self.handleError(record)
 
-    def _write(self, kind: str, body: str, ts: str | None = None) -> None:
+    def _write(self, kind: str, body: str | bytes, ts: str | None = None) -> None:
         chain = self._chain
         assert chain is not None
         now = time.time()

@@ -36,7 +36,7 @@ from llm_audit_log.context import format_timestamp, host_name, utc_now
 from llm_audit_log.encrypt import AuditorRecipient
 from llm_audit_log.errors import ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
-from llm_audit_log.formatter import AuditFormatter
+from llm_audit_log.formatter import AuditFormatter, format_body
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.seal import (
     GENESIS_PREV,
@@ -238,15 +238,15 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
                 return
             source: dict[str, Any] | None = None
             try:
-                body = self.format(record)
+                body = format_body(self, record)
             except Exception as exc:
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
-                body = dumps_canonical(source)
-            if len(body) * 6 > _MAX_BODY_BYTES and len(body.encode()) > _MAX_BODY_BYTES:
+                body = dumps_canonical(source).encode()
+            if len(body) > _MAX_BODY_BYTES:
                 source = self._fallback.rejected_body(
-                    record, [("", f"record too large to seal ({len(body.encode())} bytes)")])
-                body = dumps_canonical(source)
+                    record, [("", f"record too large to seal ({len(body)} bytes)")])
+                body = dumps_canonical(source).encode()
             if self._fd is None:
                 self._open()
             if self._sinks:
@@ -287,7 +287,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
                 return
         self._lost += 1
 
-    def _emit_encrypted(self, body: str, rejected: dict[str, Any] | None,
+    def _emit_encrypted(self, body: bytes, rejected: dict[str, Any] | None,
                         state_body: Mapping[str, Any]) -> None:
         """Encrypt the body for its exact chain position (after any rotation), then write."""
         encryption = self._encryption
@@ -408,7 +408,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
             pass
 
     # -- writing ----------------------------------------------------------------------------
-    def _write(self, kind: str, body: str, ts: str | None = None) -> None:
+    def _write(self, kind: str, body: str | bytes, ts: str | None = None) -> None:
         """Seal and write one line; ``ts`` is the record's own time (now if not given)."""
         chain = self._chain
         fd = self._fd
