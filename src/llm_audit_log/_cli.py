@@ -16,7 +16,13 @@ from llm_audit_log.keys import (
     load_auditor_key,
     load_keyring,
 )
-from llm_audit_log.verify import DecryptedLine, decrypt_paths, verify_cloudwatch, verify_paths
+from llm_audit_log.verify import (
+    DecryptedLine,
+    decrypt_cloudwatch,
+    decrypt_paths,
+    verify_cloudwatch,
+    verify_paths,
+)
 from llm_audit_log.verify.report import ProgressDisplay, render_json, render_text
 from llm_audit_log.verify.verdicts import EXIT_CANNOT_VERIFY, EXIT_OK, EXIT_USAGE
 
@@ -148,6 +154,10 @@ def _verify_cloudwatch(args: argparse.Namespace, ring: Keyring) -> int:
 
 
 def _decrypt(args: argparse.Namespace) -> int:
+    if (args.cloudwatch is None) == (not args.paths):  # usage first: exit 2, not 4
+        print("llm-audit decrypt: give log paths, or --cloudwatch GROUP (not both)",
+              file=sys.stderr)
+        return EXIT_USAGE
     source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
         ring = load_keyring(source)
@@ -156,10 +166,14 @@ def _decrypt(args: argparse.Namespace) -> int:
     except KeyringError as exc:
         print(f"llm-audit decrypt: cannot verify: {exc}", file=sys.stderr)
         return EXIT_CANNOT_VERIFY
+    kms = kms_client_factory(args.kms_region, args.kms_endpoint_url)
     try:
-        run = decrypt_paths(args.paths, ring, auditor_key=auditor,
-                            kms_client_factory=kms_client_factory(args.kms_region,
-                                                                  args.kms_endpoint_url))
+        if args.cloudwatch is not None:
+            run = decrypt_cloudwatch(args.cloudwatch, args.stream, ring, auditor_key=auditor,
+                                     kms_client_factory=kms, region=args.region,
+                                     endpoint_url=args.endpoint_url, profile=args.profile)
+        else:
+            run = decrypt_paths(args.paths, ring, auditor_key=auditor, kms_client_factory=kms)
     except VerificationError as exc:
         print(f"llm-audit decrypt: {exc}", file=sys.stderr)
         return EXIT_USAGE
@@ -233,7 +247,14 @@ def build_parser() -> argparse.ArgumentParser:
     decrypt = sub.add_parser(
         "decrypt", help="verify encrypted logs, then print every line with its body decrypted "
                         "(JSON lines, chain order); refuses lines that fail")
-    decrypt.add_argument("paths", nargs="+", help="log files and/or directories")
+    decrypt.add_argument("paths", nargs="*", help="log files and/or directories")
+    decrypt.add_argument("--cloudwatch", metavar="GROUP",
+                         help="read the lines from CloudWatch Logs streams of GROUP instead")
+    decrypt.add_argument("--stream", action="append", metavar="NAME",
+                         help="with --cloudwatch: this stream only (repeatable; default: all)")
+    decrypt.add_argument("--region", help="AWS region for --cloudwatch (default: the AWS chain)")
+    decrypt.add_argument("--endpoint-url", metavar="URL", help="CloudWatch Logs endpoint")
+    decrypt.add_argument("--profile", help="AWS profile for --cloudwatch")
     decrypt.add_argument("--keyring", help="signing keyring path or source "
                                            "(default: $LLM_AUDIT_KEYRING)")
     decrypt.add_argument("--auditor-key", metavar="PATH",

@@ -10,7 +10,9 @@ Encrypted logs verify the same way, with the signing key alone.
 optionally cross-checking them against local files (the same lines went to both).
 
 ``decrypt_paths`` verifies, then streams the lines in chain order with their bodies
-decrypted (:class:`DecryptedLine`), refusing (:class:`Refusal`) every line that failed.
+decrypted (:class:`DecryptedLine`), refusing (:class:`Refusal`) every line that failed;
+``decrypt_cloudwatch`` does the same for the copy in CloudWatch Logs (when the host and
+its files are gone, the central copy is what an auditor reads).
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from llm_audit_log.verify._reader import collect_files
 from llm_audit_log.verify.verdicts import Finding, LogSummary, Report, Severity, Verdict
 
 __all__ = ["DecryptedLine", "Decryption", "Finding", "LogSummary", "Refusal", "Report",
-           "Severity", "Verdict", "decrypt_paths", "verify_cloudwatch", "verify_paths"]
+           "Severity", "Verdict", "decrypt_cloudwatch", "decrypt_paths", "verify_cloudwatch",
+           "verify_paths"]
 
 
 def verify_paths(
@@ -86,17 +89,7 @@ def verify_cloudwatch(
     from llm_audit_log.verify import _cloudwatch  # noqa: PLC0415 - boto3 only when asked
 
     ring = load_keyring(keyring)
-    if client is None:
-        import boto3  # type: ignore[import-untyped]  # noqa: PLC0415
-
-        session = boto3.session.Session(profile_name=profile)
-        client = session.client("logs", region_name=region, endpoint_url=endpoint_url)
-    try:
-        read = _cloudwatch.read_streams(client, log_group, streams)
-    except Exception as exc:
-        detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        raise VerificationError(f"cannot read CloudWatch group {log_group!r}: {detail}") \
-            from None
+    read = _read_group(log_group, streams, client, region, endpoint_url, profile)
     report = _cloudwatch.verify_streams(read, ring)
     if against:
         try:
@@ -137,3 +130,55 @@ def decrypt_paths(
     report = verify_paths(paths, ring)
     return Decryption(report, ring, auditor_key=auditor_key or ring.auditor_key,
                       kms_client_factory=kms_client_factory)
+
+
+def decrypt_cloudwatch(
+    log_group: str,
+    streams: Sequence[str] | None = None,
+    keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
+    *,
+    auditor_key: AuditorKey | None = None,
+    kms_client_factory: Callable[[], Any] | None = None,
+    client: Any = None,
+    region: str | None = None,
+    endpoint_url: str | None = None,
+    profile: str | None = None,
+) -> Decryption:
+    """
+    Verify CloudWatch streams, then return their lines with bodies decrypted.
+
+    As :func:`decrypt_paths`, for the central copy: the lines are read back (paginated,
+    nothing written to disk), verified like :func:`verify_cloudwatch`, and then decrypted
+    with the data keys in the headers the streams carry.
+
+    Raises:
+        VerificationError: the streams cannot be read.
+        KeyringError: the keyring cannot be loaded.
+
+    """
+    from llm_audit_log.verify import _cloudwatch  # noqa: PLC0415 - boto3 only when asked
+
+    ring = load_keyring(keyring)
+    read = _read_group(log_group, streams, client, region, endpoint_url, profile)
+    sources = _cloudwatch.stream_sources(read)
+    report = _cloudwatch.verify_streams(read, ring, sources)
+    return Decryption(report, ring, auditor_key=auditor_key or ring.auditor_key,
+                      kms_client_factory=kms_client_factory, sources=dict(sources))
+
+
+def _read_group(log_group: str, streams: Sequence[str] | None, client: Any,
+                region: str | None, endpoint_url: str | None, profile: str | None) -> list[Any]:
+    """Every event of the named streams (default: all) of ``log_group``."""
+    from llm_audit_log.verify import _cloudwatch  # noqa: PLC0415 - boto3 only when asked
+
+    if client is None:
+        import boto3  # type: ignore[import-untyped]  # noqa: PLC0415
+
+        session = boto3.session.Session(profile_name=profile)
+        client = session.client("logs", region_name=region, endpoint_url=endpoint_url)
+    try:
+        return _cloudwatch.read_streams(client, log_group, streams)
+    except Exception as exc:
+        detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
+        raise VerificationError(f"cannot read CloudWatch group {log_group!r}: {detail}") \
+            from None

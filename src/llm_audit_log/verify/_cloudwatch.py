@@ -26,7 +26,7 @@ from llm_audit_log.verify._checks import verify_sources
 from llm_audit_log.verify._reader import collect_files, iter_lines
 from llm_audit_log.verify.verdicts import Finding, Report, Verdict
 
-__all__ = ["StreamLines", "cross_check", "read_streams", "verify_streams"]
+__all__ = ["StreamLines", "cross_check", "read_streams", "stream_sources", "verify_streams"]
 
 
 @dataclass
@@ -120,7 +120,7 @@ def read_streams(client: Any, group: str, streams: Sequence[str] | None) -> list
     return [read_stream(client, group, name) for name in names]
 
 
-def _sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:
+def stream_sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:
     """Virtual files: each log's lines in sequence order, cut at header lines."""
     by_log: dict[str, list[tuple[int, int, bytes, str, bool]]] = defaultdict(list)
     unplaced: list[tuple[str, list[bytes]]] = []
@@ -154,8 +154,13 @@ def _sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:
     return sources + unplaced
 
 
-def verify_streams(streams: list[StreamLines], keyring: Keyring) -> Report:
-    """Verify streams read back: every log they hold, as the file verifier would."""
+def verify_streams(streams: list[StreamLines], keyring: Keyring,
+                   sources: list[tuple[str, list[bytes]]] | None = None) -> Report:
+    """
+    Verify streams read back: every log they hold, as the file verifier would.
+
+    ``sources`` are :func:`stream_sources` of ``streams`` if the caller made them already.
+    """
     report = Report()
     for stream in streams:
         for finding in stream.findings:
@@ -163,7 +168,8 @@ def verify_streams(streams: list[StreamLines], keyring: Keyring) -> Report:
     if not any(s.lines for s in streams) and not report.findings:
         report.add(Finding(Verdict.CANNOT_VERIFY, None, "no events in the stream(s)"))
         return report
-    return verify_sources(_sources(streams), keyring, report)
+    return verify_sources(stream_sources(streams) if sources is None else sources, keyring,
+                          report)
 
 
 def _line_keys(lines: Iterator[bytes], keyring: Keyring) -> dict[str, dict[int, str]]:

@@ -9,7 +9,7 @@ never the line's content.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,7 +28,8 @@ from llm_audit_log.encrypt import (
 from llm_audit_log.errors import DecryptionError
 from llm_audit_log.keys import AuditorKey, Keyring
 from llm_audit_log.seal import LineKind, MalformedLineError, ParsedLine, parse_line
-from llm_audit_log.verify._reader import iter_lines
+from llm_audit_log.verify._anchor import _FileInfo, _iter_source
+from llm_audit_log.verify._reader import RawLine, iter_lines
 from llm_audit_log.verify.verdicts import (
     EXIT_CANNOT_VERIFY,
     EXIT_INCOMPLETE,
@@ -112,12 +113,15 @@ class Decryption:
 
     Iterate it for :class:`DecryptedLine` and :class:`Refusal` items; afterwards
     :attr:`exit_code` combines the verifier's report with what decryption found.
-    Construct it through :func:`llm_audit_log.verify.decrypt_paths`.
+    Construct it through :func:`llm_audit_log.verify.decrypt_paths` or
+    :func:`~llm_audit_log.verify.decrypt_cloudwatch`.
     """
 
     def __init__(self, report: Report, keyring: Keyring, *, auditor_key: AuditorKey | None,
-                 kms_client_factory: Callable[[], Any] | None) -> None:
+                 kms_client_factory: Callable[[], Any] | None,
+                 sources: Mapping[str, list[bytes]] | None = None) -> None:
         self.report = report
+        self._sources = sources  # virtual files (CloudWatch streams) by name, or None: paths
         self._keyring = keyring
         self._auditor = auditor_key
         self._kms_factory = kms_client_factory
@@ -175,7 +179,7 @@ class Decryption:
         file_key: _FileKey | None = None
         header_read = False
         try:
-            for raw in iter_lines(path):
+            for raw in self._lines(path):
                 number = raw.number
                 if not raw.terminated:
                     yield self._refuse(Refusal(path, number, None, Verdict.INCOMPLETE_TAIL,
@@ -214,6 +218,11 @@ class Decryption:
         finally:
             if file_key is not None and file_key.key is not None:
                 file_key.key.erase()
+
+    def _lines(self, name: str) -> Iterator[RawLine]:
+        if self._sources is None:
+            return iter_lines(name)
+        return _iter_source(_FileInfo(name, lines=self._sources.get(name, [])))
 
     def _verified(self, data: bytes, path: str, number: int,
                   log_id: str) -> tuple[ParsedLine | None, Refusal | None]:

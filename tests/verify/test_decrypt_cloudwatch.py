@@ -1,0 +1,152 @@
+"""
+``llm-audit decrypt --cloudwatch``: an auditor reads the central copy when the host is gone.
+
+Encrypted lines go to local files and, the same bytes, to CloudWatch (moto's real HTTP
+server on loopback). Decrypting the stream gives exactly what decrypting the files gives;
+a forged event is refused; a host keyring without the auditor's private key decrypts
+nothing.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from llm_audit_log import AuditFileHandler
+from llm_audit_log._cli import main
+from llm_audit_log.keys import Keyring
+
+pytestmark = pytest.mark.slow
+REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[str]:
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION=REGION)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    yield f"http://{host}:{port}"
+    moto.stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def keys(tmp_path: Path) -> dict[str, Path]:
+    """The auditor's full keyring, and the host's: signing keys plus the public half only."""
+    full = Keyring.generate()
+    paths = {"auditor": tmp_path / "auditor-ring.json", "host": tmp_path / "host-ring.json"}
+    full.save(paths["auditor"])
+    full.without_auditor_key().save(paths["host"])
+    return paths
+
+
+@pytest.fixture
+def shipped(server: str, keys: dict[str, Path], tmp_path: Path) -> dict[str, Any]:
+    """Encrypted records logged to files and CloudWatch, with a planted value in each."""
+    group = f"decrypt-{secrets.token_hex(4)}"
+    plant = f"PLANT-{secrets.token_hex(6)}"
+    handler = AuditFileHandler(
+        tmp_path / "logs" / "audit.jsonl", keyring=f"file:{keys['host']}", encrypt="auditor",
+        maxBytes=16_384, cloudwatch={"log_group": group, "create_group": True,
+                                     "endpoint_url": server, "region": REGION,
+                                     "send_interval": 0.2, "max_backoff": 1.0})
+    logger = logging.getLogger(f"tests.decrypt.cw.{secrets.token_hex(6)}")
+    logger.propagate = False
+    logger.setLevel(logging.INFO)
+    logger.addHandler(handler)
+    for i in range(120):
+        logger.info("asked %s", f"{plant}-msg-{i}", extra={"audit": {
+            "event_type": "auth.login", "user_id": f"{plant}-{i}", "status": "success"}})
+    handler.close()
+    logger.removeHandler(handler)
+    return {"group": group, "plant": plant, "logs": tmp_path / "logs", "url": server}
+
+
+def decrypt(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, list[Any]]:
+    capsysbinary.readouterr()
+    code = main(["decrypt", *args])
+    out = capsysbinary.readouterr().out.decode()
+    return code, [json.loads(line) for line in out.splitlines()]
+
+
+def stream_args(shipped: dict[str, Any], keyring: Path) -> list[str]:
+    return ["--cloudwatch", shipped["group"], "--keyring", str(keyring),
+            "--endpoint-url", shipped["url"], "--region", REGION]
+
+
+def comparable(lines: list[Any]) -> list[tuple[Any, ...]]:
+    """What must agree between the two copies (the file names differ: paths vs streams)."""
+    return [(d["log"], d["seq"], d["kind"], json.dumps(d["body"], sort_keys=True))
+            for d in lines]
+
+
+class TestDecryptCloudWatch:
+    def test_stream_decrypts_exactly_like_the_files(self, shipped, keys, capsysbinary):
+        assert len(list(shipped["logs"].iterdir())) > 2  # rotated: several data keys
+        code, from_files = decrypt(capsysbinary, str(shipped["logs"]), "--keyring",
+                                   str(keys["auditor"]))
+        assert 0 == code
+        code, from_stream = decrypt(capsysbinary, *stream_args(shipped, keys["auditor"]))
+        assert 0 == code
+        assert comparable(from_files) == comparable(from_stream)
+        users = [d["body"]["user_id"] for d in from_stream if d["kind"] == "event"]
+        assert [f"{shipped['plant']}-{i}" for i in range(120)] == users
+        assert all(d["encrypted"] for d in from_stream if d["kind"] == "event")
+
+    def test_central_copy_holds_no_plaintext(self, shipped):
+        client = boto3.client("logs", endpoint_url=shipped["url"], region_name=REGION)
+        messages = [e["message"] for s in client.describe_log_streams(
+            logGroupName=shipped["group"])["logStreams"]
+            for e in client.get_log_events(logGroupName=shipped["group"],
+                                           logStreamName=s["logStreamName"],
+                                           startFromHead=True, limit=10_000)["events"]]
+        assert len(messages) > 120
+        assert not [m for m in messages if shipped["plant"] in m]
+
+    def test_forged_event_is_refused_and_fails_the_run(self, shipped, keys, capsysbinary):
+        """Someone with write access to the group appends a line: refused, exit 1."""
+        client = boto3.client("logs", endpoint_url=shipped["url"], region_name=REGION)
+        stream = client.describe_log_streams(
+            logGroupName=shipped["group"])["logStreams"][0]["logStreamName"]
+        last = client.get_log_events(logGroupName=shipped["group"], logStreamName=stream,
+                                     startFromHead=False, limit=1)["events"][-1]
+        original = json.loads(last["message"])
+        seq = original["seq"]
+        message = last["message"].replace(f'"seq":{seq},', f'"seq":{seq + 1},')
+        assert message != last["message"]  # the same line, one sequence number on
+        client.put_log_events(logGroupName=shipped["group"], logStreamName=stream, logEvents=[
+            {"timestamp": last["timestamp"], "message": message}])
+        code, lines = decrypt(capsysbinary, *stream_args(shipped, keys["auditor"]))
+        assert 1 == code
+        assert seq + 1 not in {d["seq"] for d in lines if d["log"] == original["log"]}
+
+    def test_host_keyring_cannot_decrypt(self, shipped, keys, capsysbinary):
+        code, lines = decrypt(capsysbinary, *stream_args(shipped, keys["host"]))
+        assert 4 == code
+        assert not [d for d in lines if d["kind"] == "event"]
+
+    @pytest.mark.parametrize("extra", [[], ["some/path"]])
+    def test_usage_needs_paths_or_a_group_not_both(self, keys, capsys, extra):
+        args = ["decrypt", "--keyring", str(keys["auditor"]), *extra]
+        if extra:
+            args += ["--cloudwatch", "g"]
+        assert 2 == main(args)
+        assert "give log paths, or --cloudwatch GROUP" in capsys.readouterr().err
+
