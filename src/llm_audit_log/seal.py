@@ -3,12 +3,18 @@ Stage 4, seal: the line format, chain fields and HMAC.
 
 Every line is one JSON object, written once and never rewritten::
 
-    {"alg":"HS256","body":{...},"kid":K,"log":L,"prev":P,"seq":N,"t":KIND,"ts":T,"v":1,"mac":M}
+    {"alg":"HS256","body":{...},"kid":K,"log":L,"prev":P,"seq":N,"t":KIND,"ts":T,"v":2,"mac":M}
 
-Keys are sorted except ``mac``, which is always last: it is the HMAC-SHA256 (key ``kid``)
-of every byte before ``,"mac":"``. ``prev`` is the SHA-256 of the previous line's bytes
-(without its newline), so lines form one chain per log across all files; ``seq`` counts
-lines from 0. Verifiers check MACs over the raw bytes and never re-serialise.
+Keys are sorted except ``mac``, which is always last. The *signed part* is every byte
+before ``,"mac":"``; its SHA-256 is the line's hash, ``mac`` is the HMAC-SHA256 (key
+``kid``) of that hash, and the next line's ``prev`` is that hash, so lines form one chain
+per log across all files and one pass over the bytes serves both. ``seq`` counts lines
+from 0. Verifiers check MACs over the raw bytes and never re-serialise.
+
+Version 1 lines (still verified, no longer written) MAC the signed bytes themselves, and
+their hash is the SHA-256 of the whole line without its newline. A log may hold both: a
+version-1 log resumed by this library goes on in version 2, and each line's hash follows
+its own version.
 """
 
 from __future__ import annotations
@@ -32,7 +38,9 @@ __all__ = [
 ]
 
 #: Written in every line as ``"v"``; verifiers refuse versions they do not know.
-FORMAT_VERSION: Final = 1
+FORMAT_VERSION: Final = 2
+#: Versions this library verifies.
+READABLE_VERSIONS: Final = frozenset({1, 2})
 MAC_ALG: Final = "HS256"
 #: ``prev`` of the very first line of a log.
 GENESIS_PREV: Final = "0" * 64
@@ -77,16 +85,16 @@ def seal_line(
     are plain ASCII tokens checked by their producers, so no escaping is needed here.
 
     Returns:
-        The line bytes *with* its trailing newline, and the hex SHA-256 that the next
-        line's ``prev`` must carry.
+        The line bytes *with* its trailing newline, and its hash (hex SHA-256 of the
+        signed part), which the next line's ``prev`` must carry.
 
     """
     signed = (
         f'{{"alg":"{MAC_ALG}","body":{body},"kid":"{kid}","log":"{log_id}","prev":"{prev}",'
         f'"seq":{seq},"t":"{kind}","ts":"{ts}","v":{FORMAT_VERSION}'
     ).encode()
-    line = b'%s,"mac":"%s"}' % (signed, mac(signed).encode("ascii"))
-    return line + b"\n", hashlib.sha256(line).hexdigest()
+    digest = hashlib.sha256(signed).digest()
+    return b'%s,"mac":"%s"}\n' % (signed, mac(digest).encode("ascii")), digest.hex()
 
 
 class Chain:
@@ -136,10 +144,8 @@ class Chain:
         else:
             signed = (f'{self._HEAD}{body}{self._middle}{self.prev_hash}",'
                       f'"seq":{self.next_seq},"t":"{kind}","ts":"{ts}{self._END}').encode()
-        tail = b',"mac":"%s"}' % self._mac(signed).encode("ascii")
-        digest = hashlib.sha256(signed)
-        digest.update(tail)
-        return b"%s%s\n" % (signed, tail), digest.hexdigest()
+        digest = hashlib.sha256(signed).digest()
+        return b'%s,"mac":"%s"}\n' % (signed, self._mac(digest).encode("ascii")), digest.hex()
 
     def advance(self, line_hash: str) -> None:
         """Record that the line just sealed was written."""
@@ -154,7 +160,7 @@ def dumps_canonical(obj: Any) -> str:
 
 
 class MalformedLineError(ValueError):
-    """A line is not a well-formed version-1 line; ``reason`` is safe to show."""
+    """A line is not a well-formed line of a known version; ``reason`` is safe to show."""
 
     def __init__(self, reason: str) -> None:
         super().__init__(reason)
@@ -180,6 +186,10 @@ class ParsedLine:
     kind: str
     ts: str
     hash: str
+    #: The format version (``v``).
+    version: int
+    #: What ``mac`` is the HMAC of: the SHA-256 of ``signed`` (v2), or ``signed`` (v1).
+    mac_input: bytes
 
 
 def _reject_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
@@ -232,7 +242,7 @@ def parse_line(raw: bytes) -> ParsedLine:
     version = doc["v"]
     if type(version) is not int:
         raise MalformedLineError("format version is not an integer")
-    if version != FORMAT_VERSION:
+    if version not in READABLE_VERSIONS:
         raise UnsupportedVersionError("unknown format version")
     seq = doc["seq"]
     for name in ("alg", "kid", "log", "prev", "t", "ts"):
@@ -244,8 +254,14 @@ def parse_line(raw: bytes) -> ParsedLine:
         raise MalformedLineError("body is not an object")
     if not _HEX64_RE.match(doc["prev"]):
         raise MalformedLineError("prev is not a SHA-256 hex digest")
+    signed = raw[: match.start()]
+    if version == 1:
+        mac_input, line_hash = signed, hashlib.sha256(raw).hexdigest()
+    else:
+        mac_input = hashlib.sha256(signed).digest()
+        line_hash = mac_input.hex()
     return ParsedLine(
-        signed=raw[: match.start()],
+        signed=signed,
         mac=match.group(1).decode("ascii"),
         alg=doc["alg"],
         body=doc["body"],
@@ -255,5 +271,7 @@ def parse_line(raw: bytes) -> ParsedLine:
         seq=seq,
         kind=doc["t"],
         ts=doc["ts"],
-        hash=hashlib.sha256(raw).hexdigest(),
+        hash=line_hash,
+        version=version,
+        mac_input=mac_input,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import json
 import logging
 import os
@@ -18,6 +19,7 @@ from pathlib import Path
 import pytest
 
 from llm_audit_log import AuditFileHandler, ConfigurationError, Keyring, Verdict, verify_paths
+from llm_audit_log.seal import GENESIS_PREV, parse_line
 from llm_audit_log.sinks import files as files_module
 
 EVENT = {"event_type": "auth.login", "user_id": "u-1", "status": "success", "method": "oidc"}
@@ -132,9 +134,7 @@ class TestRotation:
         header = lines_of(second)[0]
         assert "rotate" == lines_of(first)[-1]["body"]["reason"]
         assert 2 == lines_of(first)[-1]["body"]["next_file_index"]
-        import hashlib
-
-        assert hashlib.sha256(footer_raw).hexdigest() == header["prev"]
+        assert parse_line(footer_raw).hash == header["prev"]
         assert ("rotate", 2, 1) == (header["body"]["reason"], header["body"]["file_index"],
                                     header["body"]["prev_file_index"])
 
@@ -229,6 +229,37 @@ class TestRestart:
         assert hashlib.sha256(b'{"alg":"HS256","body":{"ev').hexdigest() == \
             resume["body"]["torn_sha256"]
         assert 0 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+
+class TestFormatUpgrade:
+    def test_a_version_1_log_goes_on_in_version_2_and_verifies_as_one_log(
+            self, make_logger, tmp_path, ring):
+        """After an upgrade the handler continues an old log; each line hashes by its version."""
+        logger, handler = make_logger()
+        logger.info("before", extra={"audit": EVENT})
+        handler.close()
+        (old,) = log_files(tmp_path / "logs")
+        mac = ring.mac_function(ring.active_kid)
+        prev, rewritten = GENESIS_PREV, []
+        for raw in old.read_bytes().splitlines():  # as the previous release wrote it
+            line = parse_line(raw)
+            signed = line.signed.replace(b'"v":2', b'"v":1').replace(line.prev.encode(),
+                                                                     prev.encode())
+            rewritten.append(signed + b',"mac":"' + mac(signed).encode() + b'"}')
+            prev = hashlib.sha256(rewritten[-1]).hexdigest()
+        old.write_bytes(b"".join(raw + b"\n" for raw in rewritten))
+        assert {1} == {parse_line(raw).version for raw in rewritten}
+        assert 0 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+        logger, handler = make_logger()
+        logger.info("after", extra={"audit": EVENT})
+        handler.close()
+        assert old == log_files(tmp_path / "logs")[0]
+        second = log_files(tmp_path / "logs")[1]
+        assert {2} == {parse_line(raw).version for raw in second.read_bytes().splitlines()}
+        assert parse_line(second.read_bytes().splitlines()[0]).prev == prev
+        report = verify_paths([tmp_path / "logs"], ring)
+        assert (0, 1, 2) == (report.exit_code, len(report.logs), len(report.logs[0].files))
 
 
 class TestThreads:

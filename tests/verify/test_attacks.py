@@ -69,8 +69,10 @@ def offset_of(lines: list[bytes], index: int) -> int:
 
 
 def line_hash(line: bytes) -> str:
-    """What the next line's ``prev`` carries: SHA-256 of the line without its newline."""
-    return hashlib.sha256(line).hexdigest()
+    """What the next line's ``prev`` carries: SHA-256 of its signed part (of the whole line in v1)."""
+    if envelope(line)["v"] == 1:
+        return hashlib.sha256(line).hexdigest()
+    return hashlib.sha256(line[:line.rindex(b',"mac":"')]).hexdigest()
 
 
 def envelope(line: bytes) -> dict[str, Any]:
@@ -102,7 +104,8 @@ def reseal(line: bytes, keyring: Keyring, **changes: Any) -> bytes:
         f'"log":"{fields["log"]}","prev":"{fields["prev"]}","seq":{fields["seq"]},'
         f'"t":"{fields["t"]}","ts":"{fields["ts"]}","v":{fields["v"]}'
     ).encode()
-    mac = keyring.mac_function(doc["kid"])(signed)
+    mac_input = signed if fields["v"] == 1 else hashlib.sha256(signed).digest()
+    mac = keyring.mac_function(doc["kid"])(mac_input)
     return signed + b',"mac":"' + mac.encode() + b'"}'
 
 
@@ -1113,10 +1116,10 @@ class TestCannotVerify:
 
     def test_edited_version_is_cannot_verify(self, audit_logger: AuditLoggerFactory,
                                              payload: PayloadFactory, keyring: Keyring) -> None:
-        """Item 40: a line whose version was edited from 1 to 2 cannot be verified (exit 4)."""
+        """Item 40: a line whose version was edited from 2 to 3 cannot be verified (exit 4)."""
         path = log_files(write_log(audit_logger(), payload))[0]
         lines = read_lines(path)
-        lines[3] = replace_once(lines[3], b'"v":1,', b'"v":2,')
+        lines[3] = replace_once(lines[3], b'"v":2,', b'"v":3,')
         write_lines(path, lines)
 
         report = verify_paths([path.parent], keyring)
@@ -1127,10 +1130,10 @@ class TestCannotVerify:
     def test_validly_sealed_unknown_version_is_cannot_verify(
             self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
             keyring: Keyring) -> None:
-        """Item 40: a line with a valid MAC but format version 2 is CANNOT_VERIFY and nothing else (exit 4)."""
+        """Item 40: a line with a valid MAC but format version 3 is CANNOT_VERIFY and nothing else (exit 4)."""
         path = log_files(write_log(audit_logger(), payload))[0]
         lines = read_lines(path)
-        lines[3] = reseal(lines[3], keyring, v=2)
+        lines[3] = reseal(lines[3], keyring, v=3)
         write_lines(path, rechain(lines, keyring, 4))
 
         report = verify_paths([path.parent], keyring)

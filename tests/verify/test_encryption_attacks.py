@@ -26,6 +26,7 @@ import pytest
 
 from llm_audit_log import AuditFileHandler, Keyring, Verdict, verify_paths
 from llm_audit_log import encrypt as encrypt_module
+from llm_audit_log.seal import parse_line
 from llm_audit_log.verify import DecryptedLine, Refusal, Report, Severity, decrypt_paths
 
 # -- helpers ----------------------------------------------------------------------------------
@@ -59,14 +60,14 @@ def reseal(line: bytes, keyring: Keyring, *, body: bytes | None = None,
         f'"log":"{doc["log"]}","prev":"{prev or doc["prev"]}","seq":{doc["seq"]},'
         f'"t":"{doc["t"]}","ts":"{doc["ts"]}","v":{doc["v"]}'
     ).encode()
-    return signed + b',"mac":"' + keyring.mac_function(doc["kid"])(signed).encode() + b'"}'
+    mac_input = signed if doc["v"] == 1 else hashlib.sha256(signed).digest()
+    return signed + b',"mac":"' + keyring.mac_function(doc["kid"])(mac_input).encode() + b'"}'
 
 
 def rechain(lines: list[bytes], keyring: Keyring, start: int) -> list[bytes]:
     out = list(lines)
     for index in range(max(start, 1), len(out)):
-        out[index] = reseal(out[index], keyring,
-                            prev=hashlib.sha256(out[index - 1]).hexdigest())
+        out[index] = reseal(out[index], keyring, prev=parse_line(out[index - 1]).hash)
     return out
 
 

@@ -20,7 +20,7 @@ def _verified(raw: bytes, keyring: Keyring, log_id: str | None) -> ParsedLine | 
         return None
     if log_id is not None and line.log_id != log_id:
         return None
-    if not keyring.verify_mac(line.kid, line.signed, line.mac):
+    if not keyring.verify_mac(line.kid, line.mac_input, line.mac):
         return None
     return line
 

@@ -74,7 +74,7 @@ def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _F
                 line = parse_line(reframed)
             except MalformedLineError:
                 continue
-        if keyring.verify_mac(line.kid, line.signed, line.mac) and line.alg == MAC_ALG:
+        if keyring.verify_mac(line.kid, line.mac_input, line.mac) and line.alg == MAC_ALG:
             info.anchor = line
             break
     return info

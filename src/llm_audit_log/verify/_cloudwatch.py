@@ -180,7 +180,7 @@ def _line_keys(lines: Iterator[bytes], keyring: Keyring) -> dict[str, dict[int, 
             line = parse_line(raw)
         except MalformedLineError:
             continue
-        if keyring.verify_mac(line.kid, line.signed, line.mac):
+        if keyring.verify_mac(line.kid, line.mac_input, line.mac):
             keys[line.log_id].setdefault(line.seq, line.hash)
     return keys
 

@@ -233,7 +233,7 @@ class Decryption:
         if self._keyring.info(line.kid) is None:
             return None, Refusal(path, number, line.seq, Verdict.CANNOT_VERIFY,
                                  "signing key id not in the keyring")
-        if not self._keyring.verify_mac(line.kid, line.signed, line.mac):
+        if not self._keyring.verify_mac(line.kid, line.mac_input, line.mac):
             return None, Refusal(path, number, line.seq, Verdict.TAMPERED,
                                  "MAC does not match: line altered")
         if line.log_id != log_id:

@@ -117,7 +117,7 @@ class _ChainWalk:
                 except MalformedLineError:
                     pass
                 else:
-                    if self.keyring.verify_mac(line.kid, line.signed, line.mac):
+                    if self.keyring.verify_mac(line.kid, line.mac_input, line.mac):
                         # Authentic content with altered framing (CRLF, BOM): tampering,
                         # but the line still holds its place in the chain.
                         self.find(Verdict.TAMPERED, path,
@@ -138,7 +138,7 @@ class _ChainWalk:
                 self.find(Verdict.TAMPERED, path, "key id changed to one the keyring lacks",
                           raw, line.seq)
             return _Classified(line, verified=False)
-        if not self.keyring.verify_mac(line.kid, line.signed, line.mac):
+        if not self.keyring.verify_mac(line.kid, line.mac_input, line.mac):
             self.find(Verdict.TAMPERED, path, "MAC does not match: line altered", raw, line.seq)
             return _Classified(line, verified=False)
         return _Classified(line, verified=True)
