@@ -327,15 +327,17 @@ class Scrubber(PayloadWalk):
         objects, escapes (which could hide ``"password": "..."`` from the gate), custom
         patterns and IP detection always take the full walk (False).
         """
-        if self._extra or len(text) > self._max_chars or b"{" in text or b"\\" in text:
+        if self._extra or len(text) > self._max_chars:
+            return False
+        view = text.decode()  # ``in`` on str takes CPython's fast path; on bytes it does not
+        if "{" in view or "\\" in view:
             return False
         clean_keys = self._clean_keys
         if not clean_keys.issuperset(payload):
             for key in payload:
                 if key not in clean_keys and not self._learn_key(key):
                     return False
-        tl = text.translate(TRANSLATION).decode("ascii", "replace")
-        return not gate(text.decode(), tl)
+        return not gate(view, text.translate(TRANSLATION).decode("ascii", "replace"))
 
 
 def _custom_finder(kind: str, pattern: re.Pattern[str]) -> Finder:
