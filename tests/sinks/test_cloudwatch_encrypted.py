@@ -1,0 +1,438 @@
+"""
+Encryption at rest together with CloudWatch shipping, end to end against moto's HTTP server.
+
+An ``AuditFileHandler`` configured like ``logging_configs/local-cloudwatch.json`` plus
+``encrypt="auditor"`` writes one chain to two sinks: the same sealed, encrypted lines go to
+the local files, to CloudWatch and (during an outage) to the spill. The host holds only the
+auditor's public key; everything still verifies with it, and no value of an encrypted field
+reaches CloudWatch, the files or the spill in clear.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import logging.config
+import os
+import secrets
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.server import ThreadedMotoServer
+
+from llm_audit_log import AuditFileHandler, Keyring
+from llm_audit_log._cli import main
+from llm_audit_log.keys import KeyringError, load_auditor_key, load_keyring
+from llm_audit_log.verify import DecryptedLine, decrypt_paths
+
+pytestmark = pytest.mark.slow
+REGION = "us-east-1"
+CONFIG = Path(__file__).resolve().parents[2] / "logging_configs" / "local-cloudwatch.json"
+#: What the default ``clear_fields`` keep in clear next to the ciphertext.
+CLEAR_BODY_KEYS = {"enc", "event_type", "status", "timestamp"}
+
+
+@pytest.fixture(scope="module")
+def server():
+    """One moto server for the module; tests use their own log groups."""
+    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
+                                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION=REGION)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    holder = {"server": moto, "url": f"http://{host}:{port}", "port": port}
+    yield holder
+    holder["server"].stop()
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value
+
+
+@pytest.fixture
+def rings(tmp_path):
+    """The auditor's full keyring, and the host's copy (auditor public key only) on disk."""
+    auditor = Keyring.generate()
+    host_path = tmp_path / "host-keyring.json"
+    auditor.without_auditor_key().save(host_path)
+    return auditor, host_path
+
+
+@pytest.fixture
+def configure(server, rings, tmp_path):
+    """
+    Apply local-cloudwatch.json through dictConfig, with encrypt="auditor" and test values.
+
+    The logger gets a unique name, the group too (unless given); the log directory is the
+    same for every call of one test. Returns the logger, the handler, the directory and the
+    group; handlers are closed after the test.
+    """
+    _, host_path = rings
+    made: list[tuple[logging.Logger, logging.Handler]] = []
+
+    def apply(tag: str, group: str | None = None,
+              **cloudwatch: Any) -> tuple[logging.Logger, AuditFileHandler, Path, str]:
+        config = json.loads(CONFIG.read_text())
+        group = group or f"/llm-app/audit-enc-{secrets.token_hex(4)}"
+        name = f"tests.cwenc.{secrets.token_hex(6)}"
+        directory = tmp_path / "audit-logs"
+        pipeline = config["filters"]["audit_pipeline"]
+        pipeline["keyring"] = f"file:{host_path}"
+        # Values from the config end up in every body: encrypted like the rest.
+        pipeline["service"] = f"PLANT-{tag}-service"
+        pipeline["environment"] = f"PLANT-{tag}-env"
+        pipeline["app_version"] = f"PLANT-{tag}-ver"
+        handler_config = config["handlers"]["audit_file"]
+        handler_config.update(filename=str(directory / "audit.jsonl"), maxBytes=65536,
+                              keyring=f"file:{host_path}", encrypt="auditor")
+        handler_config["cloudwatch"].update({
+            "log_group": group, "endpoint_url": server["url"], "region": REGION,
+            "send_interval": 0.2, "max_backoff": 0.5, "close_timeout": 30, **cloudwatch})
+        config["loggers"] = {name: config["loggers"]["audit"]}
+        logging.config.dictConfig(config)
+        logger = logging.getLogger(name)
+        (handler,) = logger.handlers
+        assert isinstance(handler, AuditFileHandler)
+        made.append((logger, handler))
+        return logger, handler, directory, group
+
+    yield apply
+    for logger, handler in made:
+        logger.removeHandler(handler)
+        handler.close()
+
+
+def plant_values(tag: str, i: int) -> dict[str, str]:
+    """Unique values for every free field of record ``i``: all must end up encrypted."""
+    return {field: f"PLANT-{tag}-{field}-{i}" for field in (
+        "message", "user_id", "model", "provider", "request_id", "session_id",
+        "finish_reason", "action", "resource", "note", "prompt", "response")}
+
+
+def log_records(logger: logging.Logger, tag: str, start: int, count: int) -> list[dict[str, str]]:
+    """Log ``count`` llm.completion records (numbers ``start``...) with planted values."""
+    planted = []
+    for i in range(start, start + count):
+        p = plant_values(tag, i)
+        logger.info("%s", p["message"], extra={"audit": {
+            "event_type": "llm.completion", "status": "success", "user_id": p["user_id"],
+            "model": p["model"], "provider": p["provider"], "request_id": p["request_id"],
+            "session_id": p["session_id"], "finish_reason": p["finish_reason"],
+            "action": p["action"], "resource": p["resource"], "metadata": {"note": p["note"]},
+            "prompt": p["prompt"], "response": p["response"], "tokens_input": i}})
+        planted.append(p)
+    return planted
+
+
+def log_files(directory: Path) -> list[Path]:
+    return sorted(directory.glob("audit-*.jsonl"))
+
+
+def file_lines(directory: Path) -> list[bytes]:
+    return [line for path in log_files(directory)
+            for line in path.read_bytes().split(b"\n") if line]
+
+
+def cloudwatch_messages(server, group) -> dict[str, list[str]]:
+    """Every event message of every stream of the group (all pages of both calls)."""
+    client = boto3.client("logs", endpoint_url=server["url"], region_name=REGION)
+    out: dict[str, list[str]] = {}
+    for page in client.get_paginator("describe_log_streams").paginate(logGroupName=group):
+        for stream in page["logStreams"]:
+            name = stream["logStreamName"]
+            out[name] = []
+            token = None
+            while True:
+                args = {"logGroupName": group, "logStreamName": name, "startFromHead": True}
+                if token:
+                    args["nextToken"] = token
+                events = client.get_log_events(**args)
+                out[name].extend(e["message"] for e in events["events"])
+                if events["nextForwardToken"] == token:
+                    break
+                token = events["nextForwardToken"]
+    return out
+
+
+def verify(server, group, host_path, capsys, *extra: str) -> tuple[int, dict[str, Any]]:
+    """``llm-audit verify --json --cloudwatch GROUP`` with the host keyring: exit code, report."""
+    capsys.readouterr()
+    code = main(["verify", "--json", "--cloudwatch", group, "--keyring", str(host_path),
+                 "--endpoint-url", server["url"], "--region", REGION, *extra])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def verify_files(directory, host_path, capsys) -> tuple[int, dict[str, Any]]:
+    """``llm-audit verify --json DIR`` with the host keyring: exit code, report."""
+    capsys.readouterr()
+    code = main(["verify", "--json", "--keyring", str(host_path), str(directory)])
+    return code, json.loads(capsys.readouterr().out)
+
+
+def assert_verified(result: tuple[int, dict[str, Any]], lines: int, events: int) -> None:
+    """Exit 0; one closed log with every line checked and every event encrypted."""
+    code, report = result
+    assert 0 == code, report
+    assert lines == report["lines_checked"] == report["lines_verified"]
+    (log,) = report["logs"]
+    assert (lines, events, events, 0, True) == (
+        log["lines"], log["events"], log["encrypted"], log["rejected"], log["closed"])
+
+
+def decrypted_events(directory: Path, auditor: Keyring) -> list[dict[str, Any]]:
+    """The auditor's view (off the host): every event body, decrypted, in chain order."""
+    run = decrypt_paths([directory], auditor)
+    bodies = [json.loads(item.body) for item in run
+              if isinstance(item, DecryptedLine) and item.kind == "event"]
+    assert 0 == run.exit_code
+    return bodies
+
+
+def assert_planted_only_in_plaintext(bodies: list[dict[str, Any]],
+                                     planted: list[dict[str, str]], tag: str) -> None:
+    """The planted values really are in the records (so their absence elsewhere means something)."""
+    assert len(planted) == len(bodies)
+    for body, p in zip(bodies, planted, strict=True):
+        assert p["message"] == body["message"]
+        assert p["user_id"] == body["user_id"]
+        assert p["model"] == body["model"]
+        assert p["note"] == body["metadata"]["note"]
+        assert (p["action"], p["resource"]) == (body["action"], body["resource"])
+        assert f"PLANT-{tag}-service" == body["service"]
+        # Raw prompt and response never reach a record, encrypted or not: keyed hashes only.
+        assert "prompt" not in body
+        assert body["prompt_hash"].startswith("hmac-sha256:")
+        assert "response" not in body
+        assert body["response_hash"].startswith("hmac-sha256:")
+        assert p["prompt"] not in json.dumps(body)
+        assert p["response"] not in json.dumps(body)
+
+
+def assert_sealed_encrypted(line: bytes | str) -> dict[str, Any]:
+    """One sealed line; an event's body is ciphertext plus the default clear fields only."""
+    doc = json.loads(line)
+    if doc["t"] == "event":
+        assert CLEAR_BODY_KEYS == set(doc["body"]), doc["body"].keys()
+        assert {"ct", "dk", "n"} == set(doc["body"]["enc"])
+        assert ("llm.completion", "success") == (doc["body"]["event_type"],
+                                                 doc["body"]["status"])
+    return doc
+
+
+class TestEncryptedMirror:
+    def test_encrypted_lines_ship_verify_and_never_leak(self, server, configure, rings,
+                                                        capsys):
+        """300 records, several files and data keys: CloudWatch holds the file's lines, all ciphertext."""
+        auditor, host_path = rings
+        tag = secrets.token_hex(6)
+        logger, handler, directory, group = configure(tag)
+        (sink,) = handler.sinks
+        planted = log_records(logger, tag, 0, 300)
+        handler.close()
+
+        counters = dict(sink.counters)
+        lines = file_lines(directory)
+        streams = cloudwatch_messages(server, group)
+        messages = [m for stream in streams.values() for m in stream]
+
+        # Everything shipped, nothing spilled or lost; one stream with the files' exact lines.
+        assert 0 == counters["spilled"] + counters["dropped"] + counters["rejected"]
+        assert len(lines) == counters["submitted"] == counters["sent"]
+        assert 1 == len(streams)
+        client = boto3.client("logs", endpoint_url=server["url"], region_name=REGION)
+        (described,) = client.describe_log_groups(logGroupNamePrefix=group)["logGroups"]
+        # The config's "1_year" (366 days) rounded up to a retention CloudWatch allows.
+        assert 400 == described["retentionInDays"]
+        assert len(lines) == len(messages)
+        assert sorted(lines) == sorted(m.encode() for m in messages)
+
+        # Rotated: every file has its own data key, wrapped for the auditor's key.
+        files = log_files(directory)
+        headers = [json.loads(path.read_bytes().split(b"\n", 1)[0])["body"] for path in files]
+        assert len(files) >= 3
+        assert len(files) == len({h["encryption"]["dk"] for h in headers})
+        assert {auditor.auditor_kid} == {h["encryption"]["wrap"]["akid"] for h in headers}
+        assert [["event_type", "status", "timestamp"]] * len(files) == [
+            h["encryption"]["clear"] for h in headers]
+
+        # Event bodies are ciphertext (+ clear index fields) in CloudWatch and in the files.
+        docs = [assert_sealed_encrypted(m) for m in messages]
+        assert 300 == sum(doc["t"] == "event" for doc in docs)
+        assert len(files) == sum(doc["t"] == "header" for doc in docs)
+        data = b"".join(path.read_bytes() for path in files)
+        shipped = "\n".join(messages).encode()
+        for blob in (data, shipped):
+            assert b"PLANT" not in blob
+            assert tag.encode() not in blob
+        assert b'"event_type":"llm.completion"' in shipped  # clear fields stay searchable
+
+        # The planted values are in the records: the auditor's key shows them.
+        assert_planted_only_in_plaintext(decrypted_events(directory, auditor), planted, tag)
+
+        # The host keyring holds no private auditor key, and it verifies every copy.
+        assert load_keyring(host_path).auditor_key is None
+        with pytest.raises(KeyringError):
+            load_auditor_key(host_path)
+        events = 300
+        assert_verified(verify(server, group, host_path, capsys), len(lines), events)
+        assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
+                        len(lines), events)
+        assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
+
+    def test_outage_spills_ciphertext_then_replays_and_verifies(self, server, configure,
+                                                                rings, capsys):
+        """The service stops mid-stream: the spill (0600) holds the same encrypted lines; after restart all verify."""
+        auditor, host_path = rings
+        tag = secrets.token_hex(6)
+        logger, handler, directory, group = configure(tag)
+        (sink,) = handler.sinks
+        spill_dir = directory / ".cloudwatch-spill"  # the default: beside the log files
+        assert str(spill_dir) == sink.spill_dir
+
+        planted = log_records(logger, tag, 0, 60)
+        assert sink.flush(20)
+        sent_before = sink.counters["sent"]
+        assert sent_before == sink.counters["submitted"]
+        assert 0 == sink.counters["spilled"]
+
+        server["server"].stop()
+        try:
+            planted += log_records(logger, tag, 60, 150)
+            # Everything not yet sent ends up in the spill (the sender keeps retrying).
+            deadline = time.monotonic() + 20
+            while True:
+                sink.flush(0)
+                c = dict(sink.counters)
+                if c["spilled"] and c["spilled"] + c["sent"] == c["submitted"]:
+                    break
+                assert time.monotonic() < deadline, c
+                time.sleep(0.1)
+            assert sent_before == c["sent"]  # nothing delivered while the service was down
+            assert c["retried"] > 0
+            spill_files = sorted(spill_dir.glob("*.spill"))
+            assert 1 == len(spill_files)
+            assert 0o700 == stat.S_IMODE(spill_dir.stat().st_mode)
+            assert 0o600 == stat.S_IMODE(spill_files[0].stat().st_mode)
+            spilled = spill_files[0].read_bytes()
+            local_now = file_lines(directory)
+        finally:
+            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
+                                           verbose=False)
+            restarted.start()
+            server["server"] = restarted
+
+        # The spill holds exactly the unsent lines, byte for byte as in the files, in order.
+        entries = [json.loads(raw) for raw in spilled.splitlines()]
+        assert c["spilled"] == len(entries)
+        assert {group} == {e["g"] for e in entries}
+        assert {sink.stream_name} == {e["s"] for e in entries}
+        assert [m.encode() for m in (e["m"] for e in entries)] == local_now[sent_before:]
+        docs = [assert_sealed_encrypted(e["m"]) for e in entries]
+        assert [d["seq"] for d in docs] == list(range(sent_before, sent_before + len(docs)))
+        assert 150 == sum(d["t"] == "event" for d in docs)
+        spilled_keys = {d["body"]["encryption"]["dk"] for d in docs if d["t"] == "header"}
+        assert len(spilled_keys) >= 2  # files rotated (new data keys) during the outage
+        assert b"PLANT" not in spilled
+        assert tag.encode() not in spilled
+        assert 150 == spilled.count(rb'\"enc\":{\"ct\":')  # ciphertext, JSON in JSON
+
+        planted += log_records(logger, tag, 210, 40)
+        handler.close()  # drains: replays the spill, then the rest
+
+        counters = dict(sink.counters)
+        lines = file_lines(directory)
+        messages = [m for s in cloudwatch_messages(server, group).values() for m in s]
+        assert 0 == counters["dropped"] + counters["rejected"]
+        assert len(lines) == counters["submitted"] == counters["sent"]
+        assert [] == list(spill_dir.glob("*.spill"))  # replayed and removed
+        assert len(lines) == len(messages)
+        assert sorted(lines) == sorted(m.encode() for m in messages)
+        shipped = "\n".join(messages).encode()
+        data = b"".join(path.read_bytes() for path in log_files(directory))
+        for blob in (data, shipped):
+            assert b"PLANT" not in blob
+            assert tag.encode() not in blob
+        assert 250 == sum(json.loads(m)["t"] == "event" for m in messages)
+        assert_planted_only_in_plaintext(decrypted_events(directory, auditor), planted, tag)
+
+        events = 250
+        assert_verified(verify(server, group, host_path, capsys), len(lines), events)
+        assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
+                        len(lines), events)
+        assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
+
+    def test_closed_during_outage_next_start_replays_the_spill(self, server, configure, rings,
+                                                                 capsys):
+        """Closed while the service is down: the spill keeps the encrypted tail; the next handler replays it."""
+        auditor, host_path = rings
+        tag = secrets.token_hex(6)
+        logger, first, directory, group = configure(tag, close_timeout=2)
+        (sink,) = first.sinks
+        spill_dir = Path(sink.spill_dir)
+        planted = log_records(logger, tag, 0, 50)
+        assert sink.flush(20)
+        sent_before = sink.counters["sent"]
+
+        server["server"].stop()
+        try:
+            planted += log_records(logger, tag, 50, 100)
+            first.close()  # cannot deliver: the rest, footer included, stays in the spill
+            counters = dict(sink.counters)
+            spill_files = sorted(spill_dir.glob("*.spill"))
+            assert 1 == len(spill_files)
+            assert 0o600 == stat.S_IMODE(spill_files[0].stat().st_mode)
+            spilled = spill_files[0].read_bytes()
+        finally:
+            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
+                                           verbose=False)
+            restarted.start()
+            server["server"] = restarted
+
+        first_lines = file_lines(directory)
+        assert 0 == counters["dropped"]
+        assert sent_before == counters["sent"]
+        assert len(first_lines) == counters["submitted"]
+        assert len(first_lines) - sent_before == counters["spilled"]
+        entries = [json.loads(raw) for raw in spilled.splitlines()]
+        assert [e["m"].encode() for e in entries] == first_lines[sent_before:]
+        assert "footer" == json.loads(entries[-1]["m"])["t"]
+        assert 100 == sum(assert_sealed_encrypted(e["m"])["t"] == "event" for e in entries)
+        assert b"PLANT" not in spilled
+        assert tag.encode() not in spilled
+
+        # The next start in the same directory continues the log and replays the orphan.
+        logger, second, _, _ = configure(tag, group=group)
+        (sink2,) = second.sinks
+        planted += log_records(logger, tag, 150, 50)
+        second.close()
+
+        lines = file_lines(directory)
+        streams = cloudwatch_messages(server, group)
+        messages = [m for s in streams.values() for m in s]
+        assert 0 == sink2.counters["dropped"] + sink2.counters["rejected"]
+        assert [] == list(spill_dir.glob("*.spill"))
+        assert {sink.stream_name, sink2.stream_name} == set(streams)
+        assert [line.decode() for line in first_lines] == streams[sink.stream_name]
+        assert [line.decode() for line in lines[len(first_lines):]] == \
+            streams[sink2.stream_name]
+        assert len(lines) == len(messages)
+        shipped = "\n".join(messages).encode()
+        data = b"".join(path.read_bytes() for path in log_files(directory))
+        for blob in (data, shipped):
+            assert b"PLANT" not in blob
+            assert tag.encode() not in blob
+        assert_planted_only_in_plaintext(decrypted_events(directory, auditor), planted, tag)
+
+        events = 200
+        assert_verified(verify(server, group, host_path, capsys), len(lines), events)
+        assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
+                        len(lines), events)
+        assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
