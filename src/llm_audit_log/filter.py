@@ -211,7 +211,8 @@ class AuditFilter(logging.Filter):
         one orjson call checks plain-JSON-ness and gives the text the scrub gate reads.
         """
         typed, raw_pairs, valid = info
-        if not _RESERVED.isdisjoint(raw) or len(raw) > self._limits.max_items:
+        limits = self._limits
+        if len(raw) > limits.max_items:
             return None
         payload = dict(raw)
         raw_text: list[tuple[str, str]] = []
@@ -227,10 +228,14 @@ class AuditFilter(logging.Filter):
         try:
             message = record.getMessage()
             text = orjson.dumps([message, record.name, *payload.values()], option=STRICT_JSON)
-            if (len(text) + raw_size) * 2 > self._limits.max_bytes or type(message) is not str:
+            if (len(text) + raw_size) * 2 > limits.max_bytes or type(message) is not str:
                 return None
-            if not (typed.issuperset(payload)
-                    or finite_and_bounded(payload, self._limits, typed)) or not valid(payload):
+            # ``typed`` holds no reserved name: one subset test clears both questions.
+            if not typed.issuperset(payload) and (
+                    not _RESERVED.isdisjoint(payload)
+                    or not finite_and_bounded(payload, limits, typed)):
+                return None
+            if not valid(payload):
                 return None
         except Exception:  # the general path reports what is wrong
             return None
@@ -326,7 +331,7 @@ class AuditFilter(logging.Filter):
         check = registry.fast_check(event_type)
         if check is None:
             return None
-        return (_typed_properties(registry.schema_for(event_type)),
+        return (_typed_properties(registry.schema_for(event_type)) - _RESERVED,
                 tuple(registry.pseudonymised_fields(event_type).items()), check)
 
     def _known(self, event_type: object) -> _TypeInfo | None:
