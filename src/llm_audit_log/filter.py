@@ -126,6 +126,7 @@ class AuditFilter(logging.Filter):
             if text is not None and (not isinstance(text, str) or len(text) > 64):
                 raise ConfigurationError(f"{option} must be a string of at most 64 characters")
         self._keyring = load_keyring(keyring)
+        self._pseudonymise = self._keyring.pseudonymise  # bound once: the hot path calls it
         self._scrubber = make_scrubber(self._keyring, scrubbing)
         if event_types:
             self._registry = EventSchemaRegistry()
@@ -226,7 +227,9 @@ class AuditFilter(logging.Filter):
             raw_text.append((hashed_name, value))
             raw_size += len(value)
         try:
-            message = record.getMessage()
+            message = record.msg
+            if type(message) is not str or record.args:
+                message = record.getMessage()
             text = orjson.dumps([message, record.name, *payload.values()], option=STRICT_JSON)
             if (len(text) + raw_size) * 2 > limits.max_bytes or type(message) is not str:
                 return None
@@ -247,14 +250,14 @@ class AuditFilter(logging.Filter):
         if scrubber is not None and not scrubber.values_text_is_clean(payload, text):
             scrub_record_text(record, scrubber, counts)
             payload = scrubber.scrub_value(payload, counts)
-        return self._accept(record, payload, raw_text, counts, nested=nested)
+        return self._accept(record, payload, raw_text, counts, nested)
 
     def _accept(self, record: logging.LogRecord, payload: dict[str, Any],
-                raw_text: list[tuple[str, str]], counts: dict[str, int], *,
+                raw_text: list[tuple[str, str]], counts: dict[str, int],
                 nested: bool) -> AuditState:
         """Hash raw text, fill provenance, and leave the processed payload on the record."""
         if raw_text:
-            pseudonymise = self._keyring.pseudonymise
+            pseudonymise = self._pseudonymise
             for hashed_name, value in raw_text:
                 payload[hashed_name] = pseudonymise(value)
         created = record.__dict__.get("created")
