@@ -391,6 +391,19 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
                     sink.close()  # delivers or spills everything; never raises
                 super().close()
 
+    def handle(self, record: logging.LogRecord) -> bool:
+        """
+        As :meth:`logging.Handler.handle`; without handler-level filters, straight to emit.
+
+        The stdlib's version runs an empty filter loop and two lock method calls per
+        record; holding the (same) lock directly does the same work in C.
+        """
+        if self.filters or self.lock is None:
+            return bool(super().handle(record))
+        with self.lock:
+            self.emit(record)
+        return True
+
     def handleError(self, record: logging.LogRecord) -> None:
         """Report a failure on stderr without the record's message, args or payload."""
         if not logging.raiseExceptions or sys.stderr is None:
