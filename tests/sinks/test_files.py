@@ -231,6 +231,30 @@ class TestRestart:
         assert 0 == verify_paths([tmp_path / "logs"], ring).exit_code
 
 
+class TestHandle:
+    def test_handler_filters_still_decide(self, make_logger, tmp_path, ring):
+        """With a handler-level filter, handle() takes the stdlib path: a rejected record is not written."""
+        logger, handler = make_logger()
+        handler.addFilter(lambda record: record.getMessage() != "drop me")
+        logger.info("keep me", extra={"audit": EVENT})
+        logger.info("drop me", extra={"audit": EVENT})
+        handler.close()
+        events = [x for x in lines_of(log_files(tmp_path / "logs")[0]) if x["t"] == "event"]
+        assert ["keep me"] == [x["body"]["message"] for x in events]
+        assert 0 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+    def test_without_filters_handle_emits_under_the_handler_lock(self, make_logger, monkeypatch):
+        """The fast path holds the handler's own lock while it emits (threads stay one chain)."""
+        logger, handler = make_logger()
+        held = []
+        real_emit = handler.emit
+        monkeypatch.setattr(handler, "emit", lambda record: (
+            held.append(handler.lock._is_owned()), real_emit(record)))
+        assert handler.handle(logger.makeRecord(logger.name, logging.INFO, "f", 1, "m", None,
+                                                None, extra={"audit": EVENT})) is True
+        assert [True] == held
+
+
 class TestFormatUpgrade:
     def test_a_version_1_log_goes_on_in_version_2_and_verifies_as_one_log(
             self, make_logger, tmp_path, ring):
