@@ -24,9 +24,10 @@ import boto3
 import pytest
 from moto.server import ThreadedMotoServer
 
-from llm_audit_log import AuditFileHandler, Keyring
+from llm_audit_log import AuditFileHandler, ConfigurationError, Keyring
 from llm_audit_log._cli import main
 from llm_audit_log.keys import KeyringError, load_auditor_key, load_keyring
+from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
 from llm_audit_log.verify import DecryptedLine, decrypt_paths
 
 pytestmark = pytest.mark.slow
@@ -436,3 +437,100 @@ class TestEncryptedMirror:
         assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
                         len(lines), events)
         assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
+
+
+class TestEncryptedStandaloneHandler:
+    """CloudWatchHandler(encrypt=...): no local files; a data key per time window."""
+
+    def make(self, server, host_path: Path, tmp_path: Path, **options: Any):
+        group = f"/llm-app/cw-only-{secrets.token_hex(4)}"
+        handler = CloudWatchHandler(
+            group, keyring=f"file:{host_path}", endpoint_url=server["url"], region=REGION,
+            create_group=True, send_interval=0.2, max_backoff=0.5,
+            spill_dir=str(tmp_path / "spill"), **options)
+        logger = logging.getLogger(f"tests.cwonly.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        return logger, handler, group
+
+    def test_windows_rotate_keys_verify_without_reading_and_decrypt(
+            self, server, rings, tmp_path, capsys, monkeypatch):
+        auditor, host_path = rings
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                           key_window=60)
+        clock = [time.time()]
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.time", lambda: clock[0])
+        planted = []
+        for window in range(3):
+            planted += log_records(logger, f"cw{window}", window * 10, 10)
+            clock[0] += 61  # the next record opens the next window under a new key
+        assert handler.close(30)
+        logger.removeHandler(handler)
+
+        (messages,) = cloudwatch_messages(server, group).values()
+        lines = [json.loads(m) for m in messages]
+        headers = [x for x in lines if x["t"] == "header"]
+        assert [1, 2, 3] == [h["body"]["file_index"] for h in headers]
+        assert 3 == len({h["body"]["encryption"]["dk"] for h in headers})
+        assert ["rotate", "rotate", "close"] == [x["body"]["reason"] for x in lines
+                                                 if x["t"] == "footer"]
+        events = [x for x in lines if x["t"] == "event"]
+        assert 30 == len(events)
+        assert all(set(x["body"]) == CLEAR_BODY_KEYS for x in events)
+        assert not [m for m in messages if "PLANT-" in m]
+
+        code, report = verify(server, group, host_path, capsys)
+        assert 0 == code, report
+        assert (len(lines), 30) == (report["lines_verified"], report["logs"][0]["encrypted"])
+
+        auditor_path = tmp_path / "auditor-keyring.json"
+        auditor.save(auditor_path)
+        capsys.readouterr()
+        assert 0 == main(["decrypt", "--cloudwatch", group, "--keyring", str(auditor_path),
+                          "--endpoint-url", server["url"], "--region", REGION])
+        shown = [json.loads(raw) for raw in capsys.readouterr().out.splitlines()]
+        bodies = [d["body"] for d in shown if d["kind"] == "event"]
+        assert [p["user_id"] for p in planted] == [b["user_id"] for b in bodies]
+        assert [p["message"] for p in planted] == [b["message"] for b in bodies]
+
+    def test_host_keyring_cannot_decrypt_the_stream(self, server, rings, tmp_path, capsys):
+        _, host_path = rings
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="auditor")
+        log_records(logger, "host", 0, 5)
+        assert handler.close(30)
+        logger.removeHandler(handler)
+        capsys.readouterr()
+        assert 4 == main(["decrypt", "--cloudwatch", group, "--keyring", str(host_path),
+                          "--endpoint-url", server["url"], "--region", REGION])
+        shown = [json.loads(raw) for raw in capsys.readouterr().out.splitlines()]
+        assert not [d for d in shown if d["kind"] == "event"]
+
+    def test_kms_data_keys_through_the_same_server(self, server, rings, tmp_path, capsys):
+        """encrypt="kms": data keys from KMS (moto over HTTP), decrypted with kms:Decrypt."""
+        _, host_path = rings
+        kms = boto3.client("kms", endpoint_url=server["url"], region_name=REGION)
+        key_id = kms.create_key()["KeyMetadata"]["KeyId"]
+        logger, handler, group = self.make(
+            server, host_path, tmp_path, encrypt="kms", encrypt_kms_key_id=key_id,
+            kms_endpoint_url=server["url"], kms_region=REGION)
+        planted = log_records(logger, "kms", 0, 5)
+        assert handler.close(30)
+        logger.removeHandler(handler)
+        (messages,) = cloudwatch_messages(server, group).values()
+        assert not [m for m in messages if "PLANT-" in m]
+        assert 0 == verify(server, group, host_path, capsys)[0]
+        capsys.readouterr()
+        assert 0 == main(["decrypt", "--cloudwatch", group, "--keyring", str(host_path),
+                          "--endpoint-url", server["url"], "--region", REGION,
+                          "--kms-endpoint-url", server["url"], "--kms-region", REGION])
+        shown = [json.loads(raw) for raw in capsys.readouterr().out.splitlines()]
+        assert [p["user_id"] for p in planted] == [d["body"]["user_id"] for d in shown
+                                                   if d["kind"] == "event"]
+
+    def test_bad_options_fail_configuration(self, server, rings, tmp_path):
+        _, host_path = rings
+        with pytest.raises(ConfigurationError, match="key_window"):
+            self.make(server, host_path, tmp_path, encrypt="auditor", key_window=0)
+        with pytest.raises(ConfigurationError, match="need encrypt"):
+            self.make(server, host_path, tmp_path, clear_fields=["user_id"])

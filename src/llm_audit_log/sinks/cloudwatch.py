@@ -5,7 +5,10 @@ Two ways to use it, both from dictConfig:
 
 * ``CloudWatchHandler``: CloudWatch only. The handler owns its chain, exactly as
   :class:`~llm_audit_log.sinks.files.AuditFileHandler` does: a ``header`` line starts every
-  stream, events follow, a ``footer`` ends it on a clean close.
+  stream, events follow, a ``footer`` ends it on a clean close. With ``encrypt``, bodies
+  are encrypted as in files, under a data key per time window (``key_window``): each window
+  is closed by a ``footer`` and opened by a ``header`` that carries the next wrapped key,
+  so a stream reads like a rotated set of files and the key of a past window is erased.
 * ``AuditFileHandler(..., cloudwatch={...})``: one chain, two sinks. Every line written to
   the files is also submitted to a :class:`CloudWatchSink`, byte for byte, so each copy
   verifies on its own and the two can be cross-checked (``llm-audit verify --against``).
@@ -26,16 +29,17 @@ import sys
 import threading
 import time
 import weakref
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from types import FrameType
 from typing import Any, Final
 
 from llm_audit_log.context import format_timestamp, host_name, utc_now
-from llm_audit_log.errors import ConfigurationError
+from llm_audit_log.errors import ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter, format_body
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, dumps_canonical
+from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
 from llm_audit_log.sinks._retention import _retention_days
 from llm_audit_log.sinks._sender import CloudWatchSink, is_ignored
 
@@ -48,12 +52,19 @@ _SINK_OPTIONS: Final = frozenset({
     "block_timeout", "send_interval", "spill_dir", "max_backoff", "flush_timeout",
     "close_timeout", "drain_on_sigterm"})
 
+#: Default life of one data key on a stream (seconds), and the wait before retrying a
+#: key the recipient (KMS) could not give: the current key stays in use meanwhile.
+_KEY_WINDOW: Final = 3600.0
+_KEY_RETRY_SECONDS: Final = 60.0
+
 _live_handlers: weakref.WeakSet[CloudWatchHandler] = weakref.WeakSet()
 
 
 def _after_fork_in_child() -> None:
     for handler in list(_live_handlers):
         handler._chain = None  # noqa: SLF001 - the child starts a log of its own
+        if handler._encryption is not None:  # noqa: SLF001
+            handler._encryption.erase()  # noqa: SLF001 - and never uses the parent's key
 
 
 if hasattr(os, "register_at_fork"):
@@ -126,9 +137,19 @@ class CloudWatchHandler(logging.Handler):
             (rounded up to a value CloudWatch allows).
         drain_on_sigterm: on SIGTERM, deliver (or spill) what is queued, then chain to the
             previous SIGTERM handler.
+        encrypt: ``None`` (clear), ``"auditor"`` or ``"kms"``, as for
+            :class:`~llm_audit_log.AuditFileHandler`; the spill file then holds ciphertext too.
+        clear_fields: body fields also kept in clear (default ``event_type``, ``timestamp``,
+            ``status``); only with ``encrypt``.
+        encrypt_kms_key_id: the KMS key for ``encrypt="kms"`` data keys (``kms_key_id`` is the
+            log group's own encryption key, applied when ``create_group`` creates it).
+        kms_region / kms_endpoint_url / kms_client_factory: the KMS client, as for files.
+        key_window: seconds one data key is used before the next window's key (default 3600).
         Other keywords go to :class:`CloudWatchSink` (client, limits, queue, spill, timeouts).
 
     .. versionadded:: 0.3
+    .. versionadded:: 0.4 *encrypt*, *clear_fields*, *encrypt_kms_key_id*, *kms_region*,
+       *kms_endpoint_url*, *kms_client_factory*, *key_window*
 
     """
 
@@ -142,13 +163,31 @@ class CloudWatchHandler(logging.Handler):
         retention: int | str | None = None,
         drain_on_sigterm: bool = False,
         logger_name: str = "audit",
+        encrypt: str | None = None,
+        clear_fields: Sequence[str] | None = None,
+        encrypt_kms_key_id: str | None = None,
+        kms_region: str | None = None,
+        kms_endpoint_url: str | None = None,
+        kms_client_factory: Callable[[], Any] | None = None,
+        key_window: float = _KEY_WINDOW,
         **sink_options: Any,
     ) -> None:
         super().__init__(level)
         unknown = set(sink_options) - _SINK_OPTIONS
         if unknown:
             raise ConfigurationError(f"CloudWatchHandler: unknown option(s) {sorted(unknown)}")
+        if isinstance(key_window, bool) or not isinstance(key_window, (int, float)) \
+                or not 0 < key_window <= 7 * 86400:
+            raise ConfigurationError("CloudWatchHandler: key_window must be seconds, more than 0 "
+                                     "and at most 604800 (a week)")
         self._keyring = load_keyring(keyring)
+        self._encryption: FileEncryption | None = build_encryption(
+            encrypt, self._keyring, kms_key_id=encrypt_kms_key_id, clear_fields=clear_fields,
+            kms_region=kms_region, kms_endpoint_url=kms_endpoint_url,
+            kms_client_factory_=kms_client_factory)
+        self._key_window = float(key_window)
+        self._window_end = 0.0
+        self._window_index = 1
         self._fallback = AuditFilter(keyring=self._keyring)
         self.formatter = AuditFormatter()
         self.sink = CloudWatchSink(log_group, stream_name, logger_name=logger_name,
@@ -158,6 +197,8 @@ class CloudWatchHandler(logging.Handler):
         _live_handlers.add(self)
         if drain_on_sigterm:
             install_sigterm_drain(self._drain_for_exit)
+        if self._encryption is not None:
+            self._open()  # the first data key now: a recipient that fails, fails configuration
 
     def __repr__(self) -> str:
         kid = self._chain.kid if self._chain else self._keyring.active_kid
@@ -183,20 +224,84 @@ class CloudWatchHandler(logging.Handler):
         try:
             if STATE_ATTR not in record.__dict__ and not self._fallback.filter(record):
                 return
+            source: dict[str, Any] | None = None
             try:
                 body: str | bytes = format_body(self, record)
             except Exception as exc:
-                body = dumps_canonical(self._fallback.rejected_body(
-                    record, [("", f"formatting failed ({type(exc).__name__})")]))
+                source = self._fallback.rejected_body(
+                    record, [("", f"formatting failed ({type(exc).__name__})")])
+                body = dumps_canonical(source)
             if self._chain is None:
                 self._open()
             if self.sink.has_gap_reports:
                 self._write_gaps()
-            self._write(LineKind.EVENT, body, record.__dict__[STATE_ATTR].body.get("timestamp"))
+            state_body = record.__dict__[STATE_ATTR].body
+            if self._encryption is not None:
+                self._emit_encrypted(body, source, state_body)
+                return
+            self._write(LineKind.EVENT, body, state_body.get("timestamp"))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def _emit_encrypted(self, body: str | bytes, rejected: dict[str, Any] | None,
+                        state_body: Mapping[str, Any]) -> None:
+        """Encrypt for the chain's next position, under the current window's key."""
+        encryption = self._encryption
+        assert encryption is not None
+        assert self._chain is not None
+        if time.time() >= self._window_end:
+            self._next_window()
+        ts = state_body.get("timestamp") or utc_now()
+        if rejected is None:
+            source: Mapping[str, Any] = state_body
+            static: Mapping[str, Any] = getattr(self.formatter, "static_fields", None) or {}
+        else:
+            source, static = rejected, {}
+        self._write(LineKind.EVENT, encryption.event_body(body, source, static, self._chain, ts),
+                    ts)
+
+    def _next_window(self) -> None:
+        """Close this key's window (footer) and open the next (header with the new key)."""
+        encryption, chain = self._encryption, self._chain
+        assert encryption is not None
+        assert chain is not None
+        index = self._window_index + 1
+        try:
+            encryption.prepare(chain.log_id, index)
+        except DataKeyError as exc:  # keep the current key rather than lose records
+            self._window_end = time.time() + _KEY_RETRY_SECONDS
+            self._report(f"cannot get the next data key ({exc}); keeping the current one and "
+                         f"retrying in {_KEY_RETRY_SECONDS:g} s")
+            return
+        self._write_body(LineKind.FOOTER, {
+            "file_index": self._window_index, "reason": "rotate", "next_file_index": index,
+            "lines": self._lines + 1})
+        self._start_window(index, "rotate", self._window_index)
+
+    def _start_window(self, index: int, reason: str, prev_index: int | None) -> None:
+        chain = self._chain
+        assert chain is not None
+        header: dict[str, Any] = {
+            "file_index": index, "name": self.sink.stream_name, "reason": reason,
+            "prev_file_index": prev_index, "host": host_name(), "pid": os.getpid(),
+            "library": _LIBRARY, "sink": "cloudwatch", "log_group": self.sink.log_group}
+        if self._encryption is not None:
+            header["encryption"] = self._encryption.activate(chain.log_id, index)
+            self._window_end = time.time() + self._key_window
+        self._window_index = index
+        self._lines = 0
+        self._write_body(LineKind.HEADER, header)
+
+    def _report(self, message: str) -> None:
+        if not logging.raiseExceptions or sys.stderr is None:
+            return
+        try:
+            sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.sink.log_group}) "
+                             f"{message}\n")
+        except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
+            pass
 
     def _write(self, kind: str, body: str | bytes, ts: str | None = None) -> None:
         chain = self._chain
@@ -216,13 +321,12 @@ class CloudWatchHandler(logging.Handler):
     def _open(self) -> None:
         keyring = self._keyring
         active = keyring.active_kid
-        self._chain = Chain(log_id=f"L{secrets.token_hex(10)}", next_seq=0,
-                            prev_hash=GENESIS_PREV, kid=active, mac=keyring.mac_function(active))
-        self._lines = 0
-        self._write_body(LineKind.HEADER, {
-            "file_index": 1, "name": self.sink.stream_name, "reason": "genesis",
-            "prev_file_index": None, "host": host_name(), "pid": os.getpid(),
-            "library": _LIBRARY, "sink": "cloudwatch", "log_group": self.sink.log_group})
+        chain = Chain(log_id=f"L{secrets.token_hex(10)}", next_seq=0, prev_hash=GENESIS_PREV,
+                      kid=active, mac=keyring.mac_function(active))
+        if self._encryption is not None:  # may raise DataKeyError: nothing is written then
+            self._encryption.prepare(chain.log_id, 1)
+        self._chain = chain
+        self._start_window(1, "genesis", None)
 
     def _write_gaps(self) -> None:
         for report in self.sink.take_gap_reports():
@@ -244,9 +348,11 @@ class CloudWatchHandler(logging.Handler):
                     if self.sink.has_gap_reports:
                         self._write_gaps()
                     self._write_body(LineKind.FOOTER, {
-                        "file_index": 1, "reason": "close", "next_file_index": None,
-                        "lines": self._lines + 1})
+                        "file_index": self._window_index, "reason": "close",
+                        "next_file_index": None, "lines": self._lines + 1})
                     self._chain = None
+                if self._encryption is not None:
+                    self._encryption.erase()
                 delivered = self.sink.close(timeout)
             finally:
                 super().close()
