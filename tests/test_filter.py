@@ -303,6 +303,19 @@ def payloads() -> st.SearchStrategy:
                      st.dictionaries(st.text(max_size=12), hostile_values(), max_size=5))
 
 
+def completions() -> st.SearchStrategy:
+    """Mostly valid llm.completion payloads: the shapes the fast path takes."""
+    text = st.text(max_size=40)
+    return st.fixed_dictionaries(
+        {"event_type": st.just("llm.completion"), "user_id": st.text(min_size=1, max_size=8),
+         "status": st.sampled_from(["success", "failure"])},
+        optional={"model": st.text(min_size=1, max_size=12), "prompt": text, "response": text,
+                  "tokens_input": st.integers(-2, 10**12), "latency_ms": st.floats(),
+                  "rag_documents": st.lists(st.text(max_size=6), max_size=3),
+                  "session_id": text | st.none(), "finish_reason": text,
+                  "request_id": st.sampled_from(["r-1", "api_key=sk_live_x", "a@b.co"])})
+
+
 class TestProperties:
     @settings(max_examples=300, deadline=None,
               suppress_health_check=[HealthCheck.function_scoped_fixture])
@@ -349,3 +362,29 @@ class TestStamp:
         parsed = uuid.UUID(event_id)
         assert 7 == parsed.version
         assert int(created * 1000) == parsed.int >> 80
+
+    @settings(max_examples=300, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(payload=completions(), flat=st.booleans(), args=st.booleans())
+    def test_fast_and_general_paths_agree(self, audit_filter, payload, flat, args):
+        """The one-pass path gives what the explaining path gives, or leaves it the record."""
+        def make() -> logging.LogRecord:
+            extra = dict(payload) if flat else {"audit": dict(payload)}
+            rec = record(extra, msg="m %s" if args else "m")
+            rec.args = ("x",) if args else None
+            rec.created = 1_790_000_000.25
+            return rec
+
+        fast_rec, general_rec = make(), make()
+        fast = audit_filter._process_fast(fast_rec, fast_rec.__dict__)
+        raw, nested = audit_filter._payload_of(general_rec, general_rec.__dict__)
+        general = audit_filter._process_general(general_rec, raw, nested)
+        if fast is None:  # not for the fast path: it must have left the record untouched
+            assert make().__dict__.keys() == fast_rec.__dict__.keys()
+            assert (make().msg, make().args) == (fast_rec.msg, fast_rec.args)
+            return
+        assert fast.accepted == general.accepted
+        fast_body = {k: v for k, v in fast.body.items() if k != "event_id"}
+        general_body = {k: v for k, v in general.body.items() if k != "event_id"}
+        assert fast_body == general_body
+        assert fast_rec.getMessage() == general_rec.getMessage()

@@ -161,9 +161,18 @@ class AuditFilter(logging.Filter):
         return state is not _DROP
 
     def process(self, record: logging.LogRecord) -> AuditState:
-        """Run the stages and attach the result to ``record``; raises only in strict mode."""
+        """
+        Run the stages and attach the result to ``record``; raises only in strict mode.
+
+        The common case (a plain, valid payload of a known type) runs inline here, in one
+        pass: every record pays for each call layer, so the hot path has none it can avoid.
+        Anything unusual goes to :meth:`_process_general`, which decides and explains.
+        """
+        attrs = record.__dict__
         try:
-            state = self._process(record)
+            state = self._process_fast(record, attrs)
+            if state is None:
+                state = self._process_general(record, *self._payload_of(record, attrs))
         except AuditPayloadError:
             raise
         except Exception as exc:  # fail visible, never break the caller
@@ -177,7 +186,7 @@ class AuditFilter(logging.Filter):
                                     "timestamp": format_timestamp(time.time()),
                                     "event_id": new_event_id(), **self._provenance},
                                    accepted=False)
-        record.__dict__[STATE_ATTR] = state
+        attrs[STATE_ATTR] = state
         return state
 
     # -- stages -----------------------------------------------------------------------------
@@ -188,29 +197,34 @@ class AuditFilter(logging.Filter):
             return None
         return {k: attrs[k] for k in attrs.keys() - _NOT_PAYLOAD if k[:1] != "_"}
 
-    def _process(self, record: logging.LogRecord) -> AuditState:
-        attrs = record.__dict__
+    def _payload_of(self, record: logging.LogRecord,
+                    attrs: dict[str, Any]) -> tuple[Any, bool]:
+        """The raw payload (nested, else flat) and whether it was nested."""
+        raw = attrs.get(self.payload_attr)
+        if raw is not None:
+            return raw, True
+        return self._flat_payload(record), False
+
+    def _process_fast(self, record: logging.LogRecord,
+                      attrs: dict[str, Any]) -> AuditState | None:
+        """
+        The common case in one pass: a plain, valid, clean payload of a known type.
+
+        Anything unusual returns None (having changed nothing) and the general path decides
+        (and explains). The one orjson call checks plain-JSON-ness and gives the text the
+        scrub gate reads.
+        """
         raw = attrs.get(self.payload_attr)
         nested = raw is not None
         if not nested:
             raw = self._flat_payload(record)
-        if type(raw) is dict and not (record.exc_info or record.exc_text or record.stack_info
-                                      or _COLLISIONS_ATTR in attrs):
-            info = self._known(raw.get("event_type"))
-            if info is not None:
-                state = self._process_fast(record, raw, nested, info)
-                if state is not None:
-                    return state
-        return self._process_general(record, raw, nested)
-
-    def _process_fast(self, record: logging.LogRecord, raw: dict[str, Any], nested: bool,
-                      info: _TypeInfo) -> AuditState | None:
-        """
-        The common case in one pass: a plain, valid, clean payload of a known type.
-
-        Anything unusual returns None and the general path decides (and explains). The
-        one orjson call checks plain-JSON-ness and gives the text the scrub gate reads.
-        """
+        if type(raw) is not dict or record.exc_info or record.exc_text or record.stack_info \
+                or _COLLISIONS_ATTR in attrs:
+            return None
+        event_type = raw.get("event_type")
+        info = self._fast[event_type] if type(event_type) is str else None
+        if info is None:
+            return None
         typed, raw_pairs, valid = info
         limits = self._limits
         if len(raw) > limits.max_items:
