@@ -83,7 +83,8 @@ def main() -> int:
     args = parser.parse_args()
     auditor_ring = Keyring.generate()
     host_ring = auditor_ring.without_auditor_key()  # the host holds the public half only
-    print(f"records per round: {args.records}, rounds: {args.rounds}; best round reported")
+    print(f"Python {sys.version.split()[0]} ({sys.implementation.name}); "
+          f"records per round: {args.records}, rounds: {args.rounds}; best round reported")
     base, plain, enc = [], [], []
     with tempfile.TemporaryDirectory() as tmp:
         last = Path(tmp)

@@ -108,7 +108,8 @@ def main() -> int:
     keyring = Keyring.generate()
     forms = ["nested", "flat"] if args.form == "both" else [args.form]
     batch = payloads(args.records)
-    print(f"records per round: {args.records}, rounds: {args.rounds}; best round reported "
+    print(f"Python {sys.version.split()[0]} ({sys.implementation.name}); "
+          f"records per round: {args.records}, rounds: {args.rounds}; best round reported "
           "(least disturbed by other load)")
     for form in forms:
         ours, plain, base = [], [], []
