@@ -13,17 +13,21 @@ import json
 import logging
 import os
 import secrets
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
 from llm_audit_log import AuditFileHandler
 from llm_audit_log._cli import main
 from llm_audit_log.keys import Keyring
+from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
+from llm_audit_log.verify import DecryptedLine, decrypt_cloudwatch, verify_cloudwatch
 
 pytestmark = pytest.mark.slow
 REGION = "us-east-1"
@@ -150,3 +154,60 @@ class TestDecryptCloudWatch:
         assert 2 == main(args)
         assert "give log paths, or --cloudwatch GROUP" in capsys.readouterr().err
 
+
+
+class TestVirtualFileNames:
+    """Each window of each log is its own virtual file, whatever the streams are called."""
+
+    @pytest.fixture
+    def logs(self, monkeypatch):
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"),
+                            ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", REGION)):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            client = boto3.client("logs", region_name=REGION)
+            client.create_log_group(logGroupName="/app/audit")
+            yield client
+
+    def ship(self, client, ring, stream, users, tmp_path):
+        handler = CloudWatchHandler("/app/audit", stream, keyring=ring, encrypt="auditor",
+                                    client_factory=lambda: client, send_interval=0.05,
+                                    spill_dir=str(tmp_path / f"spill-{secrets.token_hex(3)}"))
+        logger = logging.getLogger(f"tests.names.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        for user in users:
+            logger.info("m", extra={"audit": {"event_type": "auth.login", "user_id": user,
+                                              "status": "success"}})
+        assert handler.close(10)
+        logger.removeHandler(handler)
+
+    @staticmethod
+    def shown(run) -> list[str]:
+        return sorted(json.loads(item.body)["user_id"] for item in run
+                      if isinstance(item, DecryptedLine) and item.kind == "event")
+
+    def test_two_logs_in_one_stream_both_decrypt(self, logs, tmp_path):
+        """A fixed stream name and a restart: two logs whose first windows both start at 0."""
+        ring = Keyring.generate()
+        self.ship(logs, ring, "myhost", ["a0", "a1"], tmp_path)
+        self.ship(logs, ring, "myhost", ["b0", "b1"], tmp_path)
+        assert 0 == verify_cloudwatch("/app/audit", None, ring, client=logs).exit_code
+        run = decrypt_cloudwatch("/app/audit", None, ring, client=logs)
+        assert ["a0", "a1", "b0", "b1"] == self.shown(run)
+        assert 0 == run.exit_code
+
+    def test_a_stream_named_like_a_window_cannot_displace_it(self, logs, tmp_path):
+        """Write access alone: a junk event in a stream named after a window's old name."""
+        ring = Keyring.generate()
+        self.ship(logs, ring, "web-1", ["u0", "u1", "u2"], tmp_path)
+        logs.create_log_stream(logGroupName="/app/audit", logStreamName="web-1@0")
+        logs.put_log_events(logGroupName="/app/audit", logStreamName="web-1@0",
+                            logEvents=[{"timestamp": int(time.time() * 1000),
+                                        "message": "junk"}])
+        run = decrypt_cloudwatch("/app/audit", None, ring, client=logs)
+        assert ["u0", "u1", "u2"] == self.shown(run)  # the real log verified: shown
+        assert 0 != run.exit_code  # and the junk still fails the run

@@ -137,9 +137,9 @@ def stream_sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:
             by_log[line.log_id].append((line.seq, order, raw, stream.name,
                                         line.kind == LineKind.HEADER))
         if stray:
-            unplaced.append((stream.name, stray))
+            unplaced.append((f"{stream.name}:unplaced", stray))
     sources: list[tuple[str, list[bytes]]] = []
-    for _log_id, items in sorted(by_log.items()):
+    for number, (_log_id, items) in enumerate(sorted(by_log.items()), 1):
         items.sort(key=lambda item: (item[0], item[1]))
         current: list[bytes] | None = None
         previous: tuple[int, bytes] | None = None
@@ -149,9 +149,29 @@ def stream_sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:
             previous = (seq, raw)
             if current is None or is_header:
                 current = []
-                sources.append((f"{name}@{seq}", current))
+                sources.append((f"{name}:log{number}:{seq}", current))
             current.append(raw)
-    return sources + unplaced
+    return _unique_names(sources + unplaced)
+
+
+def _unique_names(sources: list[tuple[str, list[bytes]]]) -> list[tuple[str, list[bytes]]]:
+    """
+    Make every virtual file's name unique: readers (decrypt) find its lines by name.
+
+    A stream name cannot hold ":" (CloudWatch refuses it), so no stream can pose as a
+    virtual file of another stream; a counter parts the rest (a forked header, a stream
+    named twice).
+    """
+    taken: set[str] = set()
+    out = []
+    for name, lines in sources:
+        unique, again = name, 1
+        while unique in taken:
+            again += 1
+            unique = f"{name}#{again}"
+        taken.add(unique)
+        out.append((unique, lines))
+    return out
 
 
 def verify_streams(streams: list[StreamLines], keyring: Keyring,
