@@ -534,3 +534,26 @@ class TestEncryptedStandaloneHandler:
             self.make(server, host_path, tmp_path, encrypt="auditor", key_window=0)
         with pytest.raises(ConfigurationError, match="need encrypt"):
             self.make(server, host_path, tmp_path, clear_fields=["user_id"])
+
+    def test_an_idle_window_closes_on_time_and_its_key_is_erased(
+            self, server, rings, tmp_path, capsys, monkeypatch):
+        """No event for an hour: the window still ends, its key is erased, the log verifies."""
+        _, host_path = rings
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                           key_window=60)
+        log_records(logger, "idle", 0, 1)
+        key = handler._encryption.current
+        assert key is not None and not key.erased
+        clock = [time.time() + 3600]
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.time", lambda: clock[0])
+        deadline = time.monotonic() + 10
+        while not key.erased and time.monotonic() < deadline:
+            time.sleep(0.05)
+        assert key.erased  # the window's own thread closed it, without an event
+        assert handler.close(30)
+        logger.removeHandler(handler)
+        (messages,) = cloudwatch_messages(server, group).values()
+        kinds = [(x["t"], x["body"].get("reason")) for x in map(json.loads, messages)]
+        assert [("header", "genesis"), ("event", None), ("footer", "rotate"),
+                ("header", "rotate"), ("footer", "close")] == kinds
+        assert 0 == verify(server, group, host_path, capsys)[0]

@@ -188,6 +188,8 @@ class CloudWatchHandler(logging.Handler):
         self._key_window = float(key_window)
         self._window_end = 0.0
         self._window_index = 1
+        self._window_thread: threading.Thread | None = None
+        self._window_stop = threading.Event()
         self._fallback = AuditFilter(keyring=self._keyring)
         self.formatter = AuditFormatter()
         self.sink = CloudWatchSink(log_group, stream_name, logger_name=logger_name,
@@ -290,9 +292,40 @@ class CloudWatchHandler(logging.Handler):
         if self._encryption is not None:
             header["encryption"] = self._encryption.activate(chain.log_id, index)
             self._window_end = time.time() + self._key_window
+            self._ensure_window_thread()
         self._window_index = index
         self._lines = 0
         self._write_body(LineKind.HEADER, header)
+
+    def _ensure_window_thread(self) -> None:
+        """
+        Close windows on time, events or not: a past window's key must not outlive it.
+
+        One daemon thread per handler (started again in a forked child) looks at least
+        once a second; it never waits on the handler's lock while holding anything else.
+        """
+        thread = self._window_thread
+        if thread is not None and thread.is_alive():
+            return
+        self._window_stop = threading.Event()
+        thread = threading.Thread(target=self._window_loop, args=(self._window_stop,),
+                                  name="llm-audit-key-window", daemon=True)
+        self._window_thread = thread
+        thread.start()
+
+    def _window_loop(self, stop: threading.Event) -> None:
+        while not stop.wait(min(max(self._window_end - time.time(), 0.05), 1.0)):
+            lock = self.lock
+            assert lock is not None
+            with lock:
+                if stop.is_set() or self._chain is None:
+                    return
+                if time.time() >= self._window_end:
+                    try:
+                        self._next_window()
+                    except Exception as exc:  # never let the thread die silently
+                        self._report(f"could not close the key window ({type(exc).__name__})")
+                        self._window_end = time.time() + _KEY_RETRY_SECONDS
 
     def _report(self, message: str) -> None:
         if not logging.raiseExceptions or sys.stderr is None:
@@ -342,6 +375,7 @@ class CloudWatchHandler(logging.Handler):
 
     def close(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Write the closing footer, deliver or spill everything; safe to call twice."""
+        self._window_stop.set()
         with self.lock:  # type: ignore[union-attr]
             try:
                 if self._chain is not None:
