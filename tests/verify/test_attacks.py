@@ -1114,32 +1114,56 @@ class TestVerifierRobustness:
 class TestCannotVerify:
     """Checklist item 40: what the verifier cannot check is CANNOT_VERIFY (exit 4), never 0."""
 
-    def test_edited_version_is_cannot_verify(self, audit_logger: AuditLoggerFactory,
-                                             payload: PayloadFactory, keyring: Keyring) -> None:
-        """Item 40: a line whose version was edited from 2 to 3 cannot be verified (exit 4)."""
+    def test_newer_version_at_the_end_is_cannot_verify(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring) -> None:
+        """Item 40: lines a newer release appended (format version 3) cannot be verified (exit 4)."""
         path = log_files(write_log(audit_logger(), payload))[0]
         lines = read_lines(path)
-        lines[3] = replace_once(lines[3], b'"v":2,', b'"v":3,')
+        for index in range(len(lines) - 2, len(lines)):
+            lines[index] = reseal(lines[index], keyring, v=3)
+        write_lines(path, rechain(lines, keyring, len(lines) - 1))
+
+        report = verify_paths([path.parent], keyring)
+
+        assert [(len(lines) - 1, 2)] == [(f.line, f.count) for f in report.findings
+                                         if f.verdict is Verdict.CANNOT_VERIFY]
+        assert not damage(report)
+        assert 4 == report.exit_code
+
+    @pytest.mark.parametrize("how", ["edited", "resealed"])
+    def test_unknown_version_inside_the_log_is_tampering(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring, how: str) -> None:
+        """Item 40 cannot hide an edit: an unknown version followed by lines this verifier reads
+        comes from no writer (versions only go up), so the line is TAMPERED (exit 1)."""
+        path = log_files(write_log(audit_logger(), payload))[0]
+        lines = read_lines(path)
+        if how == "edited":  # content changed, version bumped to pass as "a newer format"
+            lines[3] = replace_once(lines[3], b'"v":2,', b'"v":3,')
+        else:
+            lines[3] = reseal(lines[3], keyring, v=3)
+            lines = rechain(lines, keyring, 4)
         write_lines(path, lines)
 
         report = verify_paths([path.parent], keyring)
 
         assert (Verdict.CANNOT_VERIFY, 4) in [(f.verdict, f.line) for f in report.findings]
-        assert 4 == report.exit_code
+        assert (Verdict.TAMPERED, 4) in [(f.verdict, f.line) for f in report.findings]
+        assert 1 == report.exit_code
 
-    def test_validly_sealed_unknown_version_is_cannot_verify(
-            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
-            keyring: Keyring) -> None:
-        """Item 40: a line with a valid MAC but format version 3 is CANNOT_VERIFY and nothing else (exit 4)."""
+    def test_version_going_down_is_tampering(self, audit_logger: AuditLoggerFactory,
+                                             payload: PayloadFactory, keyring: Keyring) -> None:
+        """A validly sealed version-1 line after version-2 lines of the same log: no writer does that."""
         path = log_files(write_log(audit_logger(), payload))[0]
         lines = read_lines(path)
-        lines[3] = reseal(lines[3], keyring, v=3)
+        lines[3] = reseal(lines[3], keyring, v=1)
         write_lines(path, rechain(lines, keyring, 4))
 
         report = verify_paths([path.parent], keyring)
 
-        assert [(Verdict.CANNOT_VERIFY, 4)] == [(f.verdict, f.line) for f in report.findings]
-        assert 4 == report.exit_code
+        assert [(Verdict.TAMPERED, 4)] == [(f.verdict, f.line) for f in damage(report)]
+        assert 1 == report.exit_code
 
     def test_unknown_record_type_is_cannot_verify(self, audit_logger: AuditLoggerFactory,
                                                   payload: PayloadFactory,

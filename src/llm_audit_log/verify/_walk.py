@@ -92,6 +92,10 @@ class _ChainWalk:
         self.anchors: dict[tuple[int, str], str] = {}
         self.delivery_gaps: list[ParsedLine] = []
         self.encryption = EncryptionCheck()
+        #: Lines in a version this verifier does not know, and the newest version seen:
+        #: within one log versions only go up (a writer cannot resume a log it cannot read).
+        self.unknown_versions: list[tuple[str, RawLine]] = []
+        self.version = 0
 
     def find(self, verdict: Verdict, path: str | None, detail: str, raw: RawLine | None = None,
              seq: int | None = None) -> None:
@@ -108,6 +112,7 @@ class _ChainWalk:
             line = parse_line(raw.data)
         except UnsupportedVersionError:
             self.find(Verdict.CANNOT_VERIFY, path, "unknown format version", raw)
+            self.unknown_versions.append((path, raw))
             return _Classified(None, verified=False)
         except MalformedLineError as exc:
             reframed = _reframed(raw.data)
@@ -166,6 +171,22 @@ class _ChainWalk:
             self.first_header = run[0]
             self.first_header_verified = False
 
+    def _check_version(self, line: ParsedLine, raw: RawLine, path: str) -> None:
+        """
+        Report a version going down, or one this verifier reads after one it does not.
+
+        No writer does either, so the version field was edited: the line is tampering, not
+        merely something a newer verifier could check.
+        """
+        for unknown_path, unknown in self.unknown_versions:
+            self.find(Verdict.TAMPERED, unknown_path, "format version altered: a later line "
+                      "of this log is in a version this verifier reads", unknown)
+        self.unknown_versions = []
+        if line.version < self.version:
+            self.find(Verdict.TAMPERED, path, "format version went down within the log", raw,
+                      line.seq)
+        self.version = max(self.version, line.version)
+
     def chain(self, line: ParsedLine, raw: RawLine, path: str) -> bool:
         """Check key continuity and chain fields; returns whether the line was accepted."""
         if self.next_seq is None and self.hidden_prefix:
@@ -174,6 +195,7 @@ class _ChainWalk:
             self.find(Verdict.FOREIGN, path, "line belongs to another log", raw, line.seq)
             self.after_bad += 1
             return False
+        self._check_version(line, raw, path)
         if self.kid is None:
             self.kid = line.kid
         elif self.pending_kid is not None:
