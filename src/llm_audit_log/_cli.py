@@ -8,7 +8,7 @@ import sys
 from collections.abc import Sequence
 
 from llm_audit_log.encrypt import kms_client_factory
-from llm_audit_log.errors import KeyringError, VerificationError
+from llm_audit_log.errors import KeyringError, SourceUnreadableError, VerificationError
 from llm_audit_log.keys import (
     DEFAULT_KEYRING_SOURCE,
     AuditorKey,
@@ -110,6 +110,10 @@ def _verify(args: argparse.Namespace) -> int:
     if args.cloudwatch is None and not args.paths:  # usage first: exit 2, not 4
         print("llm-audit verify: give log paths, or --cloudwatch GROUP", file=sys.stderr)
         return EXIT_USAGE
+    stray = _cloudwatch_only_options(args) if args.cloudwatch is None else []
+    if stray:
+        print(f"llm-audit verify: {', '.join(stray)} need --cloudwatch GROUP", file=sys.stderr)
+        return EXIT_USAGE
     source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
         ring = load_keyring(source)
@@ -148,15 +152,27 @@ def _verify_cloudwatch(args: argparse.Namespace, ring: Keyring) -> int:
                                    profile=args.profile)
     except VerificationError as exc:
         print(f"llm-audit verify: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CANNOT_VERIFY if isinstance(exc, SourceUnreadableError) else EXIT_USAGE
     print(render_json(report) if args.json else render_text(report))
     return report.exit_code
+
+
+def _cloudwatch_only_options(args: argparse.Namespace) -> list[str]:
+    """The --cloudwatch companions given without --cloudwatch (a usage error, not ignored)."""
+    given = {"--stream": args.stream, "--region": args.region,
+             "--endpoint-url": args.endpoint_url, "--profile": args.profile,
+             "--against": getattr(args, "against", None)}
+    return [name for name, value in given.items() if value is not None]
 
 
 def _decrypt(args: argparse.Namespace) -> int:
     if (args.cloudwatch is None) == (not args.paths):  # usage first: exit 2, not 4
         print("llm-audit decrypt: give log paths, or --cloudwatch GROUP (not both)",
               file=sys.stderr)
+        return EXIT_USAGE
+    stray = _cloudwatch_only_options(args) if args.cloudwatch is None else []
+    if stray:
+        print(f"llm-audit decrypt: {', '.join(stray)} need --cloudwatch GROUP", file=sys.stderr)
         return EXIT_USAGE
     source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
@@ -176,7 +192,7 @@ def _decrypt(args: argparse.Namespace) -> int:
             run = decrypt_paths(args.paths, ring, auditor_key=auditor, kms_client_factory=kms)
     except VerificationError as exc:
         print(f"llm-audit decrypt: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return EXIT_CANNOT_VERIFY if isinstance(exc, SourceUnreadableError) else EXIT_USAGE
     out = sys.stdout.buffer
     try:
         for item in run:

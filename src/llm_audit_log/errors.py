@@ -16,6 +16,7 @@ __all__ = [
     "DataKeyError",
     "DecryptionError",
     "KeyringError",
+    "SourceUnreadableError",
     "VerificationError",
 ]
 
@@ -67,6 +68,14 @@ class AuditPayloadError(AuditLogError, ValueError):
 
 class VerificationError(AuditLogError):
     """The verifier could not run at all (as opposed to finding damage)."""
+
+
+class SourceUnreadableError(VerificationError):
+    """
+    The logs to check could not be read; nothing was checked, so the CLI exits 4, not 2.
+
+    For example a CloudWatch group the service would not list or return.
+    """
 
 
 class AuditLogWarning(UserWarning):

@@ -211,3 +211,23 @@ class TestVirtualFileNames:
         run = decrypt_cloudwatch("/app/audit", None, ring, client=logs)
         assert ["u0", "u1", "u2"] == self.shown(run)  # the real log verified: shown
         assert 0 != run.exit_code  # and the junk still fails the run
+
+
+class TestCommandLine:
+    @pytest.mark.parametrize("command", ["verify", "decrypt"])
+    def test_an_unreadable_group_is_cannot_verify_not_usage(self, keys, capsys, command):
+        """Nothing could be read, so nothing was checked: exit 4 (never 0, and not 'usage')."""
+        code = main([command, "--cloudwatch", "/no/such/group", "--keyring", str(keys["host"]),
+                     "--endpoint-url", "http://127.0.0.1:9", "--region", REGION])
+        assert 4 == code
+        assert "cannot read CloudWatch group" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("command", ["verify", "decrypt"])
+    @pytest.mark.parametrize("option", [["--stream", "s"], ["--region", REGION],
+                                        ["--endpoint-url", "http://x"], ["--profile", "p"]])
+    def test_cloudwatch_options_without_a_group_are_usage_errors(self, keys, tmp_path, capsys,
+                                                                 command, option):
+        """Given but not used would be silently ignored: refused instead (exit 2)."""
+        code = main([command, str(tmp_path), "--keyring", str(keys["host"]), *option])
+        assert 2 == code
+        assert f"{option[0]} need --cloudwatch GROUP" in capsys.readouterr().err

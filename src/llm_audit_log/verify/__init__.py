@@ -21,7 +21,7 @@ import os
 from collections.abc import Callable, Sequence
 from typing import Any
 
-from llm_audit_log.errors import VerificationError
+from llm_audit_log.errors import SourceUnreadableError, VerificationError
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, AuditorKey, Keyring, load_keyring
 from llm_audit_log.verify._checks import verify_files
 from llm_audit_log.verify._decrypt import DecryptedLine, Decryption, Refusal
@@ -180,5 +180,5 @@ def _read_group(log_group: str, streams: Sequence[str] | None, client: Any,
         return _cloudwatch.read_streams(client, log_group, streams)
     except Exception as exc:
         detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
-        raise VerificationError(f"cannot read CloudWatch group {log_group!r}: {detail}") \
+        raise SourceUnreadableError(f"cannot read CloudWatch group {log_group!r}: {detail}") \
             from None
