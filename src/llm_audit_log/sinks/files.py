@@ -238,7 +238,9 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
                 return
             source: dict[str, Any] | None = None
             try:
-                body = format_body(self, record)
+                formatter = self.formatter  # exactly ours: its bytes, one call
+                body = (formatter.format_body(record) if type(formatter) is AuditFormatter
+                        else format_body(self, record))
             except Exception as exc:
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
