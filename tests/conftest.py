@@ -5,6 +5,7 @@
 from __future__ import annotations
 
 import logging
+import os
 import secrets
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -102,3 +103,37 @@ def audit_logger(tmp_path: Path, keyring: llm_audit_log.Keyring) -> Iterator[Aud
         for handler in list(logger.handlers):
             logger.removeHandler(handler)
             handler.close()
+
+
+#: The region every AWS test uses.
+AWS_REGION = "us-east-1"
+
+
+@pytest.fixture(scope="module")
+def server() -> Iterator[dict[str, Any]]:
+    """
+    moto's real HTTP server on 127.0.0.1 for one test module, with dummy credentials.
+
+    A dict: ``url``, ``port`` and ``server`` (a test that stops it restarts one on the same
+    port and stores it there, so later tests of the module keep working). Tests use their
+    own log groups.
+    """
+    from moto.server import ThreadedMotoServer
+
+    names = ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_DEFAULT_REGION",
+             "AWS_ENDPOINT_URL")
+    saved = {name: os.environ.get(name) for name in names}
+    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
+                      AWS_DEFAULT_REGION=AWS_REGION)
+    os.environ.pop("AWS_ENDPOINT_URL", None)
+    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    moto.start()
+    host, port = moto.get_host_and_port()
+    holder: dict[str, Any] = {"server": moto, "url": f"http://{host}:{port}", "port": port}
+    yield holder
+    holder["server"].stop()
+    for name, value in saved.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value

@@ -29,26 +29,6 @@ pytestmark = pytest.mark.slow
 REGION = "us-east-1"
 
 
-@pytest.fixture(scope="module")
-def server():
-    """One moto server for the module; tests use their own log groups."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION=REGION)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    holder = {"server": moto, "url": f"http://{host}:{port}", "port": port}
-    yield holder
-    holder["server"].stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
-
-
 @pytest.fixture
 def ship(server, keyring, tmp_path):
     """Make a logger with a CloudWatchHandler on the moto server, in a fresh log group."""

@@ -13,7 +13,6 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
-import os
 import secrets
 import stat
 import time
@@ -35,27 +34,6 @@ REGION = "us-east-1"
 CONFIG = Path(__file__).resolve().parents[2] / "logging_configs" / "local-cloudwatch.json"
 #: What the default ``clear_fields`` keep in clear next to the ciphertext.
 CLEAR_BODY_KEYS = {"enc", "event_type", "status", "timestamp"}
-
-
-@pytest.fixture(scope="module")
-def server():
-    """One moto server for the module; tests use their own log groups."""
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION", "AWS_ENDPOINT_URL")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION=REGION)
-    os.environ.pop("AWS_ENDPOINT_URL", None)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    holder = {"server": moto, "url": f"http://{host}:{port}", "port": port}
-    yield holder
-    holder["server"].stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture

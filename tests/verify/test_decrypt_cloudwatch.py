@@ -11,17 +11,14 @@ from __future__ import annotations
 
 import json
 import logging
-import os
 import secrets
 import time
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
 from moto import mock_aws
-from moto.server import ThreadedMotoServer
 
 from llm_audit_log import AuditFileHandler
 from llm_audit_log._cli import main
@@ -31,24 +28,6 @@ from llm_audit_log.verify import DecryptedLine, decrypt_cloudwatch, verify_cloud
 
 pytestmark = pytest.mark.slow
 REGION = "us-east-1"
-
-
-@pytest.fixture(scope="module")
-def server() -> Iterator[str]:
-    saved = {k: os.environ.get(k) for k in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY",
-                                            "AWS_DEFAULT_REGION")}
-    os.environ.update(AWS_ACCESS_KEY_ID="testing", AWS_SECRET_ACCESS_KEY="testing",
-                      AWS_DEFAULT_REGION=REGION)
-    moto = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    moto.start()
-    host, port = moto.get_host_and_port()
-    yield f"http://{host}:{port}"
-    moto.stop()
-    for key, value in saved.items():
-        if value is None:
-            os.environ.pop(key, None)
-        else:
-            os.environ[key] = value
 
 
 @pytest.fixture
@@ -62,14 +41,14 @@ def keys(tmp_path: Path) -> dict[str, Path]:
 
 
 @pytest.fixture
-def shipped(server: str, keys: dict[str, Path], tmp_path: Path) -> dict[str, Any]:
+def shipped(server: dict[str, Any], keys: dict[str, Path], tmp_path: Path) -> dict[str, Any]:
     """Encrypted records logged to files and CloudWatch, with a planted value in each."""
     group = f"decrypt-{secrets.token_hex(4)}"
     plant = f"PLANT-{secrets.token_hex(6)}"
     handler = AuditFileHandler(
         tmp_path / "logs" / "audit.jsonl", keyring=f"file:{keys['host']}", encrypt="auditor",
         maxBytes=16_384, cloudwatch={"log_group": group, "create_group": True,
-                                     "endpoint_url": server, "region": REGION,
+                                     "endpoint_url": server["url"], "region": REGION,
                                      "send_interval": 0.2, "max_backoff": 1.0})
     logger = logging.getLogger(f"tests.decrypt.cw.{secrets.token_hex(6)}")
     logger.propagate = False
@@ -80,7 +59,7 @@ def shipped(server: str, keys: dict[str, Path], tmp_path: Path) -> dict[str, Any
             "event_type": "auth.login", "user_id": f"{plant}-{i}", "status": "success"}})
     handler.close()
     logger.removeHandler(handler)
-    return {"group": group, "plant": plant, "logs": tmp_path / "logs", "url": server}
+    return {"group": group, "plant": plant, "logs": tmp_path / "logs", "url": server["url"]}
 
 
 def decrypt(capsysbinary: pytest.CaptureFixture[bytes], *args: str) -> tuple[int, list[Any]]:
