@@ -26,27 +26,40 @@ recipient, never in clear:
   context naming the log and the file.
 
 Every decryption failure raises the same opaque :class:`~llm_audit_log.errors.DecryptionError`.
-The module is free of ``logging``: the handler in ``sinks/`` is the adapter.
+The module is free of ``logging``: the handler in ``sinks/`` is the adapter. The line format
+(event bodies, header declarations, base64) is in ``_encrypted_lines`` and re-exported here.
 """
 
 from __future__ import annotations
 
-import base64
 import binascii
-import json
 import os
-import re
 import secrets
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass
 from typing import Any, Final, NoReturn
 
-import orjson
 from cryptography.hazmat.primitives import hashes
 from cryptography.hazmat.primitives.asymmetric.x25519 import X25519PrivateKey, X25519PublicKey
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 from cryptography.hazmat.primitives.kdf.hkdf import HKDF
 
+from llm_audit_log._encrypted_lines import (
+    _AAD_LABEL,
+    _DK_ID_RE,
+    BODY_ALG,
+    ENC_FIELD,
+    NONCE_BYTES,
+    TAG_BYTES,
+    EncryptionInfo,
+    _b64,
+    _unb64,
+    clear_json,
+    decrypt_event_body,
+    enc_reference,
+    encrypt_event_body,
+    event_aad,
+    parse_encryption_info,
+)
 from llm_audit_log.errors import DataKeyError, DecryptionError
 from llm_audit_log.keys import AuditorKey
 
@@ -72,49 +85,11 @@ __all__ = [
     "unwrap_data_key",
 ]
 
-#: The body cipher named in every encrypted file's header.
-BODY_ALG: Final = "A256GCM"
 WRAP_X25519: Final = "X25519-HKDF-SHA256-A256GCM"
 WRAP_KMS: Final = "aws-kms"
-#: The body key of an encrypted event line; never allowed as a clear field.
-ENC_FIELD: Final = "enc"
-#: 96-bit nonces, the size GCM is specified for (NIST SP 800-38D).
-NONCE_BYTES: Final = 12
 DATA_KEY_BYTES: Final = 32
-TAG_BYTES: Final = 16
-_AAD_LABEL: Final = "llm-audit-log/v1"
 _WRAP_INFO: Final = b"llm-audit-log/v1/x25519-wrap\x00"
 _WRAP_AAD: Final = b"llm-audit-log/v1/data-key\x00"
-_DK_ID_RE: Final = re.compile(r"[A-Za-z0-9_-]{1,64}\Z")
-_ENC_KEYS: Final = frozenset({"ct", "dk", "n"})
-
-
-def _b64(raw: bytes) -> str:
-    return binascii.b2a_base64(raw, newline=False).decode("ascii")
-
-
-def _has_strict_base64() -> bool:
-    try:
-        binascii.a2b_base64(b"", strict_mode=True)  # type: ignore[call-arg,unused-ignore]
-    except TypeError:  # Python 3.10
-        return False
-    return True
-
-
-_STRICT_BASE64: Final = _has_strict_base64()
-
-
-def _unb64(text: object) -> bytes:
-    """Strict standard base64 (no stray characters), or DecryptionError."""
-    if not isinstance(text, str):
-        raise DecryptionError
-    try:
-        raw = text.encode("ascii")
-        if _STRICT_BASE64:
-            return binascii.a2b_base64(raw, strict_mode=True)  # type: ignore[call-arg,unused-ignore]
-        return base64.b64decode(raw, validate=True)
-    except (binascii.Error, ValueError, UnicodeEncodeError):
-        raise DecryptionError from None
 
 
 class _ErasedCipher:
@@ -369,42 +344,6 @@ class KmsRecipient(Recipient):
         return dk, {"alg": WRAP_KMS, "key": str(arn), "ct": _b64(blob)}
 
 
-@dataclass(frozen=True)
-class EncryptionInfo:
-    """What a file header declares about encryption (public facts only)."""
-
-    dk: str
-    clear: frozenset[str]
-    wrap_alg: str
-    wrap: Mapping[str, Any]
-
-
-def parse_encryption_info(header_body: Mapping[str, Any]) -> EncryptionInfo | None:
-    """
-    The header's ``encryption`` declaration, or None for a file written in clear.
-
-    Raises:
-        ValueError: the declaration is present but malformed or names another cipher.
-
-    """
-    enc = header_body.get("encryption")
-    if enc is None:
-        return None
-    if not isinstance(enc, dict) or set(enc) != {"alg", "clear", "dk", "wrap"}:
-        raise ValueError("encryption declaration is malformed")
-    if enc["alg"] != BODY_ALG:
-        raise ValueError("encryption declaration names an unknown cipher")
-    dk, clear, wrap = enc["dk"], enc["clear"], enc["wrap"]
-    if not isinstance(dk, str) or not _DK_ID_RE.match(dk):
-        raise ValueError("encryption declaration has no valid data key id")
-    if not isinstance(clear, list) or not all(isinstance(c, str) for c in clear) \
-            or ENC_FIELD in clear:
-        raise ValueError("encryption declaration has a malformed clear-field list")
-    if not isinstance(wrap, dict) or not isinstance(wrap.get("alg"), str):
-        raise ValueError("encryption declaration has no wrapped data key")  # noqa: TRY004
-    return EncryptionInfo(dk=dk, clear=frozenset(clear), wrap_alg=wrap["alg"], wrap=wrap)
-
-
 def unwrap_data_key(
     header_body: Mapping[str, Any],
     *,
@@ -457,100 +396,3 @@ def _unwrap(header_body: Mapping[str, Any], log_id: str, auditor_key: AuditorKey
     else:
         raise DecryptionError
     return DataKey(raw, info.dk)
-
-
-# -- event bodies ---------------------------------------------------------------------------
-
-# Built once: json.dumps with options constructs a new encoder on every call.
-_CANONICAL_ASCII: Final = json.JSONEncoder(sort_keys=True, separators=(",", ":"),
-                                           ensure_ascii=True, allow_nan=False).encode
-
-
-def clear_json(fields: Mapping[str, Any]) -> bytes:
-    """
-    Canonical JSON of the clear fields (sorted keys, compact, UTF-8).
-
-    Writer and reader both call this, on the writer's values and on the values parsed back
-    from the line, so they produce the same bytes. Text orjson refuses (lone surrogates)
-    falls back to ASCII escapes, as the formatter does.
-    """
-    try:
-        return orjson.dumps(fields, option=orjson.OPT_SORT_KEYS)
-    except TypeError:
-        return _CANONICAL_ASCII(fields).encode("ascii")
-
-
-def event_aad(dk_id: str, clear: bytes, *, log_id: str, seq: int, prev: str, kid: str,
-              ts: str, kind: str = "event") -> bytes:
-    """The associated data pinning an event's ciphertext to its line and clear fields."""
-    return (f"{_AAD_LABEL}\x00{log_id}\x00{seq}\x00{prev}\x00{kid}\x00{kind}\x00{ts}\x00"
-            f"{dk_id}\x00").encode() + clear
-
-
-def encrypt_event_body(dk: DataKey, body: str | bytes, clear: Mapping[str, Any], *, log_id: str,
-                       seq: int, prev: str, kid: str, ts: str) -> str:
-    """
-    The encrypted line body for the plaintext ``body`` at this chain position.
-
-    ``{"enc":{"ct":<b64>,"dk":<id>,"n":<b64>}`` first, then the ``clear`` copies in sorted
-    order. The AAD is :func:`event_aad` of those clear fields.
-    """
-    return dk.encrypt_event(body, clear, log_id, seq, prev, kid, ts)
-
-
-def enc_reference(body: Mapping[str, Any]) -> tuple[str, bytes] | None:
-    """
-    ``(data key id, nonce)`` of a well-formed encrypted body, else None.
-
-    Checks the shape only (what a verifier without the key can check).
-    """
-    enc = body.get(ENC_FIELD)
-    if not isinstance(enc, dict) or enc.keys() != _ENC_KEYS:
-        return None
-    dk = enc["dk"]
-    try:
-        nonce = _unb64(enc["n"])
-        ct = _unb64(enc["ct"])
-    except DecryptionError:
-        return None
-    if not isinstance(dk, str) or len(nonce) != NONCE_BYTES or len(ct) < TAG_BYTES:
-        return None
-    return dk, nonce
-
-
-def _clear_copies_match(plain: bytes, clear: Mapping[str, Any]) -> bool:
-    """Whether the plaintext body holds exactly the clear copies' values."""
-    expected = clear_json(clear)
-    for loads in (orjson.loads, json.loads):  # json: integers beyond 64 bits, lone surrogates
-        try:
-            doc = loads(plain)
-        except ValueError:
-            continue
-        if isinstance(doc, dict) and all(k in doc for k in clear) \
-                and clear_json({k: doc[k] for k in clear}) == expected:
-            return True
-    return False
-
-
-def decrypt_event_body(dk: DataKey, body: Mapping[str, Any], *, log_id: str, seq: int,
-                       prev: str, kid: str, ts: str) -> bytes:
-    """
-    The exact plaintext body of an encrypted event line (MAC already verified).
-
-    The clear copies must also equal the plaintext's own fields.
-
-    Raises:
-        DecryptionError: wrong key, altered or moved ciphertext, or clear fields that
-            disagree with the plaintext.
-
-    """
-    enc = body.get(ENC_FIELD)
-    if not isinstance(enc, dict) or enc.keys() != _ENC_KEYS or enc["dk"] != dk.dk_id:
-        raise DecryptionError
-    clear = {k: v for k, v in body.items() if k != ENC_FIELD}
-    aad = event_aad(dk.dk_id, clear_json(clear), log_id=log_id, seq=seq, prev=prev, kid=kid,
-                    ts=ts)
-    plain = dk.decrypt_body(enc["n"], enc["ct"], aad)
-    if clear and not _clear_copies_match(plain, clear):
-        raise DecryptionError
-    return plain

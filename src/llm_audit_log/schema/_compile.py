@@ -65,14 +65,13 @@ from llm_audit_log.schema._nodes import (
     report,
     safe_segment,
 )
+from llm_audit_log.schema._numbers import NUMBER_KEYWORDS, number_part
 from llm_audit_log.schema._parts import (
     ARRAY_KEYWORDS,
-    NUMBER_KEYWORDS,
     OBJECT_KEYWORDS,
     STRING_KEYWORDS,
     array_part,
     generic_parts,
-    number_part,
     object_part,
     schemas,
     string_part,

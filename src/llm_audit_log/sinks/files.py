@@ -19,7 +19,8 @@ auditor (X25519) or by AWS KMS, and every event body is AES-256-GCM encrypted be
 sealed (stage 5, :mod:`llm_audit_log.encrypt`). The key is erased when the file ends.
 
 The handler's file machinery is inherited: creating, claiming and continuing files from
-``_recovery``, retention from ``_retention``; writing, rotation timing and the clock stay here.
+``_recovery``, retention from ``_retention``, rotation of files and keys from ``_rotation``;
+writing and the clock stay here.
 """
 
 from __future__ import annotations
@@ -32,8 +33,7 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
-from llm_audit_log.context import format_timestamp, host_name, utc_now
-from llm_audit_log.encrypt import AuditorRecipient
+from llm_audit_log.context import format_timestamp, utc_now
 from llm_audit_log.errors import ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter, format_body
@@ -48,19 +48,18 @@ from llm_audit_log.seal import (
 from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
 from llm_audit_log.sinks._recovery import RecoveryMixin
 from llm_audit_log.sinks._retention import RETENTION_CLASSES, RetentionMixin, _retention_days
+from llm_audit_log.sinks._rotation import (
+    _ENVELOPE_RESERVE,
+    _FOOTER_RESERVE,
+    _WHEN_SECONDS,
+    RotationMixin,
+)
 from llm_audit_log.sinks._sender import is_ignored
 
 __all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
 
-_WHEN_SECONDS: Final = {"S": 1, "M": 60, "H": 3600, "D": 86400}
-# Room kept free in a file for the envelope of one line and for the footer.
-_ENVELOPE_RESERVE: Final = 320
-_FOOTER_RESERVE: Final = 512
-_LIBRARY: Final = "llm-audit-log/1"
 #: Largest body sealed as is; room is left for the envelope and base64 when encrypting.
 _MAX_BODY_BYTES: Final = (MAX_LINE_BYTES - 4096) * 3 // 4
-#: After a failed data-key request (KMS unreachable), rotation waits this long to retry.
-_KEY_RETRY_SECONDS: Final = 60.0
 
 _live_handlers: weakref.WeakSet[AuditFileHandler] = weakref.WeakSet()
 
@@ -85,7 +84,7 @@ def _fsync_policy(value: str | int) -> int:
     raise ConfigurationError("fsync must be 'always', 'rotate' or a positive integer N")
 
 
-class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
+class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Handler):
     """
     Write audit records as sealed, chained lines to rotating files.
 
@@ -308,24 +307,6 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
             line_body = encryption.event_body(body, source, static, self._chain, ts)
         self._write(LineKind.EVENT, line_body, ts)
 
-    def _roll_or_hold(self) -> bool:
-        """
-        Rotate before writing; if the next file's data key cannot be had, keep this file.
-
-        Losing audit records to a KMS outage would be worse than a file that grows past
-        its size or time limit; the rotation is retried after ``_KEY_RETRY_SECONDS``.
-        """
-        try:
-            self.doRollover()
-        except DataKeyError as exc:
-            if self._fd is None:
-                raise
-            self._roll_hold_until = time.time() + _KEY_RETRY_SECONDS
-            self._report(f"cannot start the next file ({exc}); writing on in the current "
-                         f"file and retrying in {_KEY_RETRY_SECONDS:g} s")
-            return False
-        return True
-
     def _report(self, message: str) -> None:
         if not logging.raiseExceptions or sys.stderr is None:
             return
@@ -334,37 +315,6 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
                              f"{message}\n")
         except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
             pass
-
-    def shouldRollover(self, record: logging.LogRecord) -> bool:
-        """Whether writing ``record`` now would rotate first (stdlib spelling)."""
-        with self.lock:  # type: ignore[union-attr]
-            try:
-                size = len(self.format(record))
-            except Exception:
-                size = 0
-            return self._should_roll(size)
-
-    def doRollover(self) -> None:
-        """Close the current file with a footer and continue in a new one."""
-        with self.lock:  # type: ignore[union-attr]
-            if self._fd is None:
-                self._open()
-                return
-            old = self._file_index
-            if self._encryption is not None and self._chain is not None:
-                # The next data key first (it may need KMS): failing here changes nothing.
-                self._encryption.prepare(self._chain.log_id, old + 1)
-            # Create the next file before sealing this one: a crash in between then leaves
-            # an empty next file (an unfinished rotation), never a log that looks cut short.
-            fd, path = self._create_file(old + 1)
-            try:
-                self._write_footer("rotate", old + 1, path)
-                self._close_fd(sync=True)
-            except BaseException:
-                os.close(fd)
-                raise
-            self._start_file(fd, path, old + 1, "rotate", old)
-            self._apply_retention()
 
     def flush(self) -> None:
         """Lines are written unbuffered; flush makes them durable (fsync)."""
@@ -460,90 +410,6 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, logging.Handler):
                 for report in sink.take_gap_reports():
                     self._write_body(LineKind.GAP, report)
 
-    def _write_footer(self, reason: str, next_index: int | None,
-                      next_file: str | None = None) -> None:
-        body: dict[str, Any] = {"file_index": self._file_index, "reason": reason,
-                                "next_file_index": next_index, "lines": self._lines + 1}
-        if next_file is not None:  # lets a verifier excuse exactly this file if left empty
-            body["next_file"] = os.path.basename(next_file)
-        self._write_body(LineKind.FOOTER, body)
-
-    def _should_roll(self, body_len: int) -> bool:
-        if self._lines <= 1:
-            return False
-        if self._roll_hold_until and time.time() < self._roll_hold_until:
-            return False
-        if self._rollover_at is not None and time.time() >= self._rollover_at:
-            return True
-        return bool(self.maxBytes) and (
-            self._size + body_len + _ENVELOPE_RESERVE + _FOOTER_RESERVE > self.maxBytes)
-
-    def _next_rollover(self, now: float) -> float | None:
-        if self.when is None:
-            return None
-        if self.when == "MIDNIGHT":
-            return float((int(now) // 86400 + self.interval) * 86400)
-        return now + _WHEN_SECONDS[self.when] * self.interval
-
     def _now(self) -> float:
         """The wall clock for the mixins, read through this module's ``time``."""
         return time.time()
-
-    # -- files (creation and restart: RecoveryMixin; retention: RetentionMixin) --------------
-    def _new_file(self, index: int, reason: str, prev_index: int | None) -> None:
-        if self._encryption is not None and self._chain is not None:
-            self._encryption.prepare(self._chain.log_id, index)
-        fd, path = self._create_file(index)
-        self._start_file(fd, path, index, reason, prev_index)
-
-    def _start_file(self, fd: int, path: str, index: int, reason: str,
-                    prev_index: int | None) -> None:
-        self._fd = fd
-        self._path = path
-        self._file_index = index
-        self._size = 0
-        self._lines = 0
-        self._unsynced = 0
-        self._fsync_dir()
-        assert self._chain is not None
-        self._header_seq = self._chain.next_seq
-        self._header_prev = self._chain.prev_hash
-        header: dict[str, Any] = {
-            "file_index": index, "name": self._log_name, "reason": reason,
-            "prev_file_index": prev_index, "host": host_name(), "pid": os.getpid(),
-            "library": _LIBRARY}
-        if self._encryption is not None:
-            header["encryption"] = self._encryption.activate(self._chain.log_id, index)
-        if self._abandoned:  # torn files a crash left while creating them
-            header["abandoned"] = self._abandoned
-            self._abandoned = []
-        self._write_body(LineKind.HEADER, header)
-        self._rollover_at = self._next_rollover(time.time())
-
-    # -- keys -------------------------------------------------------------------------------
-    def _rotate_key(self, new_kid: str) -> None:
-        chain = self._chain
-        assert chain is not None
-        self._write_body(LineKind.KEY_ROTATION, {
-            "old_kid": chain.kid, "new_kid": new_kid,
-            "new_key_proof": self._keyring.rotation_proof(new_kid, chain.log_id,
-                                                          chain.next_seq)})
-        chain.rekey(new_kid, self._keyring.mac_function(new_kid))
-
-    def rotate_key(self, keyring: str | Keyring | None = None) -> None:
-        """Switch to the keyring's active key now; the switch is itself a signed line."""
-        with self.lock:  # type: ignore[union-attr]
-            if keyring is not None:
-                self._keyring = load_keyring(keyring)
-                encryption = self._encryption
-                public, akid = self._keyring.auditor_public_key, self._keyring.auditor_kid
-                if encryption is not None and isinstance(encryption.recipient, AuditorRecipient) \
-                        and public is not None and akid is not None:
-                    # A new auditor key applies from the next file on.
-                    encryption.set_recipient(AuditorRecipient(public, akid))
-            if self._fd is None:
-                self._open()
-            chain = self._chain
-            assert chain is not None
-            if chain.kid != self._keyring.active_kid:
-                self._rotate_key(self._keyring.active_kid)
