@@ -42,6 +42,7 @@ from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, dumps_canonical
 from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
 from llm_audit_log.sinks._retention import _retention_days
 from llm_audit_log.sinks._sender import CloudWatchSink, is_ignored
+from llm_audit_log.sinks._stderr import report_on_stderr
 
 __all__ = ["CloudWatchHandler", "CloudWatchSink", "install_sigterm_drain", "sink_from_config"]
 
@@ -328,13 +329,7 @@ class CloudWatchHandler(logging.Handler):
                         self._window_end = time.time() + _KEY_RETRY_SECONDS
 
     def _report(self, message: str) -> None:
-        if not logging.raiseExceptions or sys.stderr is None:
-            return
-        try:
-            sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.sink.log_group}) "
-                             f"{message}\n")
-        except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
-            pass
+        report_on_stderr(f"{type(self).__name__}({self.sink.log_group})", message)
 
     def _write(self, kind: str, body: str | bytes, ts: str | None = None) -> None:
         chain = self._chain

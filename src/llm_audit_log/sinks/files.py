@@ -55,6 +55,7 @@ from llm_audit_log.sinks._rotation import (
     RotationMixin,
 )
 from llm_audit_log.sinks._sender import is_ignored
+from llm_audit_log.sinks._stderr import report_on_stderr
 
 __all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
 
@@ -308,13 +309,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         self._write(LineKind.EVENT, line_body, ts)
 
     def _report(self, message: str) -> None:
-        if not logging.raiseExceptions or sys.stderr is None:
-            return
-        try:
-            sys.stderr.write(f"llm-audit-log: {type(self).__name__}({self.baseFilename}) "
-                             f"{message}\n")
-        except Exception:  # noqa: S110 - stderr itself is gone; nowhere left to report
-            pass
+        report_on_stderr(f"{type(self).__name__}({self.baseFilename})", message)
 
     def flush(self) -> None:
         """Lines are written unbuffered; flush makes them durable (fsync)."""
