@@ -153,7 +153,7 @@ def encrypt_event_body(dk: DataKey, body: str | bytes, clear: Mapping[str, Any],
     ``{"enc":{"ct":<b64>,"dk":<id>,"n":<b64>}`` first, then the ``clear`` copies in sorted
     order. The AAD is :func:`event_aad` of those clear fields.
     """
-    return dk.encrypt_event(body, clear, log_id, seq, prev, kid, ts)
+    return dk.encrypt_event(body, clear, log_id, seq, prev, kid, ts).decode("utf-8")
 
 
 def enc_reference(body: Mapping[str, Any]) -> tuple[str, bytes] | None:

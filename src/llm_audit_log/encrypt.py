@@ -85,6 +85,8 @@ __all__ = [
     "unwrap_data_key",
 ]
 
+_ENC_FIELD_BYTES: Final = ENC_FIELD.encode()
+
 WRAP_X25519: Final = "X25519-HKDF-SHA256-A256GCM"
 WRAP_KMS: Final = "aws-kms"
 DATA_KEY_BYTES: Final = 32
@@ -161,24 +163,25 @@ class DataKey:
                 binascii.b2a_base64(ct, newline=False).decode("ascii"))
 
     def encrypt_event(self, body: str | bytes, clear: Mapping[str, Any], log_id: str, seq: int,
-                      prev: str, kid: str, ts: str) -> str:
+                      prev: str, kid: str, ts: str) -> bytes:
         """
-        The encrypted line body for the plaintext ``body`` at this chain position.
+        The encrypted line body (UTF-8 bytes) for the plaintext ``body`` at this position.
 
         ``{"enc":{"ct":..,"dk":..,"n":..}`` first, then the clear fields in sorted order.
-        The hot path of an encrypting handler: one AAD f-string, the reused cipher, one
-        ``os.urandom`` call, ``binascii`` base64.
+        The hot path of an encrypting handler: one AAD format, the reused cipher, one
+        ``os.urandom`` call, ``binascii`` base64, and bytes throughout (the sealer takes
+        bytes, so nothing is decoded to be encoded again).
         """
-        cj = clear_json(clear).decode("utf-8")
+        cj = clear_json(clear)
         nonce = os.urandom(NONCE_BYTES)
         plain = body if isinstance(body, bytes) else body.encode()
-        ct = self._aead.encrypt(nonce, plain, (
+        ct = self._aead.encrypt(nonce, plain, b"%s%s" % ((
             f"{_AAD_LABEL}\x00{log_id}\x00{seq}\x00{prev}\x00{kid}\x00event\x00{ts}\x00"
-            f"{self.dk_id}\x00{cj}").encode())
-        rest = "}" if len(cj) == 2 else "," + cj[1:]  # cj == "{}": no clear fields
-        return (f'{{"{ENC_FIELD}":{{"ct":"{binascii.b2a_base64(ct, newline=False).decode()}",'
-                f'"dk":"{self.dk_id}","n":"{binascii.b2a_base64(nonce, newline=False).decode()}"'
-                f"}}{rest}")
+            f"{self.dk_id}\x00").encode(), cj))
+        rest = b"}" if len(cj) == 2 else b"," + cj[1:]  # cj == b"{}": no clear fields
+        return b'{"%s":{"ct":"%s","dk":"%s","n":"%s"}%s' % (
+            _ENC_FIELD_BYTES, binascii.b2a_base64(ct, newline=False), self.dk_id.encode(),
+            binascii.b2a_base64(nonce, newline=False), rest)
 
     def decrypt_body(self, nonce_b64: object, ct_b64: object, aad: bytes) -> bytes:
         """The plaintext, or :class:`DecryptionError` for anything wrong (opaque on purpose)."""

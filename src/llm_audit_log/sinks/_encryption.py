@@ -99,7 +99,7 @@ class FileEncryption:
             self._pending = None
 
     def event_body(self, body: str | bytes, source: Mapping[str, Any], static: Mapping[str, Any],
-                   chain: Chain, ts: str) -> str:
+                   chain: Chain, ts: str) -> bytes:
         """
         Encrypt a plaintext body for the chain's next position.
 

@@ -278,7 +278,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
             try:
                 body = self._fallback.rejected_body(
                     record, [("", f"could not be written ({type(exc).__name__})")])
-                text = dumps_canonical(body)
+                text: str | bytes = dumps_canonical(body)
                 if self._encryption is not None:  # encrypted files take encrypted events only
                     text = self._encryption.event_body(text, body, {}, self._chain,
                                                        body["timestamp"])
