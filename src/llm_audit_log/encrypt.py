@@ -221,6 +221,9 @@ class Recipient:
 
     __slots__ = ()
 
+    #: Whether making a data key calls a remote service (and may be slow or fail).
+    remote: bool = False
+
     def __repr__(self) -> str:
         return f"{type(self).__name__}({self.describe()})"
 
@@ -314,6 +317,8 @@ class KmsRecipient(Recipient):
     """
 
     __slots__ = ("_client", "_factory", "key_id")
+
+    remote = True
 
     def __init__(self, key_id: str, client_factory: Callable[[], Any]) -> None:
         self.key_id = key_id

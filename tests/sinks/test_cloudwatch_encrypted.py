@@ -13,8 +13,11 @@ from __future__ import annotations
 import json
 import logging
 import logging.config
+import os
 import secrets
+import signal
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -535,3 +538,97 @@ class TestEncryptedStandaloneHandler:
         assert [("header", "genesis"), ("event", None), ("footer", "rotate"),
                 ("header", "rotate"), ("footer", "close")] == kinds
         assert 0 == verify(server, group, host_path, capsys)[0]
+
+    def test_a_clock_stepped_back_cannot_extend_a_window(self, server, rings, tmp_path,
+                                                         monkeypatch):
+        """The window also ends on the monotonic clock: stepping the wall clock back is no help."""
+        _, host_path = rings
+        logger, handler, _group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                            key_window=60)
+        key = handler._encryption.current
+        wall, mono = time.time(), time.monotonic()
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.time", lambda: wall - 3600)
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.monotonic", lambda: mono + 61)
+        for _ in range(200):  # up to 10 s of real time
+            if key.erased:
+                break
+            threading.Event().wait(0.05)
+        assert key.erased
+        assert handler.close(30)
+        logger.removeHandler(handler)
+
+    def test_a_slow_kms_at_a_window_end_does_not_hold_up_logging(self, server, rings, tmp_path,
+                                                                  monkeypatch):
+        """The next key is fetched by the window thread outside the handler's lock."""
+        _, host_path = rings
+        calls: list[float] = []
+
+        class SlowKms:
+            def generate_data_key(self, **_: Any) -> dict[str, Any]:
+                calls.append(time.monotonic())
+                if len(calls) > 1:
+                    threading.Event().wait(3)  # KMS slow to answer
+                return {"Plaintext": os.urandom(32), "CiphertextBlob": b"blob", "KeyId": "k"}
+
+        logger, handler, _group = self.make(
+            server, host_path, tmp_path, encrypt="kms", encrypt_kms_key_id="k",
+            kms_client_factory=SlowKms, key_window=60)
+        clock = [time.time() + 61]  # the idle window has ended: the thread asks KMS
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.time", lambda: clock[0])
+        while len(calls) < 2:
+            threading.Event().wait(0.05)
+        started = time.monotonic()
+        log_records(logger, "during", 0, 1)
+        took = time.monotonic() - started
+        assert took < 1.0  # the KMS call (3 s) is not made under the lock
+        assert handler.close(30)
+        logger.removeHandler(handler)
+
+    def test_logging_after_close_starts_no_window_thread(self, server, rings, tmp_path):
+        _, host_path = rings
+        logger, handler, _group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                            key_window=60)
+        log_records(logger, "before", 0, 1)
+        assert handler.close(30)
+        handler._window_thread.join(5)
+        log_records(logger, "after", 1, 1)  # still attached, e.g. after another dictConfig
+        assert not handler._window_thread.is_alive()
+        logger.removeHandler(handler)
+
+    def test_a_fork_during_the_window_threads_wait_cannot_hang_the_child(self, server, rings,
+                                                                          tmp_path):
+        """The child gets a fresh stop event: a copy locked by the parent's thread is dropped."""
+        _, host_path = rings
+        logger, handler, _group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                            key_window=60)
+        condition = handler._window_stop._cond
+        held, release = threading.Event(), threading.Event()
+
+        def inside_wait() -> None:  # the window thread between acquire and release
+            with condition:
+                held.set()
+                release.wait()
+
+        thread = threading.Thread(target=inside_wait)
+        thread.start()
+        held.wait()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.alarm(10)  # a hang kills the child: the test then fails
+                handler.close(5)  # what logging.shutdown does in an idle child
+                code = 0
+            finally:
+                os._exit(code)
+        release.set()
+        thread.join()
+        _, status = os.waitpid(pid, 0)
+        assert 0 == os.waitstatus_to_exitcode(status)
+        assert handler.close(30)
+        logger.removeHandler(handler)
+
+    def test_key_window_has_a_floor(self, server, rings, tmp_path):
+        _, host_path = rings
+        with pytest.raises(ConfigurationError, match="at least 60"):
+            self.make(server, host_path, tmp_path, encrypt="auditor", key_window=1)

@@ -70,6 +70,19 @@ class FileEncryption:
         dk, wrap = self.recipient.new_data_key(log_id, index)
         self._pending = ((log_id, index), dk, wrap)
 
+    def ready(self, log_id: str, index: int) -> bool:
+        """Whether the key for file (or window) ``index`` of ``log_id`` is prepared already."""
+        return self._pending is not None and self._pending[0] == (log_id, index)
+
+    def offer(self, log_id: str, index: int, key: DataKey, wrap: dict[str, Any]) -> None:
+        """Take a key made elsewhere (outside the handler's lock) as the one for ``index``."""
+        if self._pending is not None:
+            if self._pending[0] == (log_id, index):
+                key.erase()
+                return
+            self._pending[1].erase()
+        self._pending = ((log_id, index), key, wrap)
+
     def activate(self, log_id: str, index: int) -> dict[str, Any]:
         """Switch to the prepared key, erasing the previous one; returns the header declaration."""
         if self._pending is None or self._pending[0] != (log_id, index):

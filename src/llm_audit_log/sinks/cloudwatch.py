@@ -56,6 +56,7 @@ _SINK_OPTIONS: Final = frozenset({
 #: Default life of one data key on a stream (seconds), and the wait before retrying a
 #: key the recipient (KMS) could not give: the current key stays in use meanwhile.
 _KEY_WINDOW: Final = 3600.0
+_MIN_KEY_WINDOW: Final = 60.0
 _KEY_RETRY_SECONDS: Final = 60.0
 
 _live_handlers: weakref.WeakSet[CloudWatchHandler] = weakref.WeakSet()
@@ -66,6 +67,9 @@ def _after_fork_in_child() -> None:
         handler._chain = None  # noqa: SLF001 - the child starts a log of its own
         if handler._encryption is not None:  # noqa: SLF001
             handler._encryption.erase()  # noqa: SLF001 - and never uses the parent's key
+        # The parent's window thread is not here; its event may have been copied mid-use.
+        handler._window_stop = threading.Event()  # noqa: SLF001
+        handler._window_thread = None  # noqa: SLF001
 
 
 if hasattr(os, "register_at_fork"):
@@ -178,8 +182,8 @@ class CloudWatchHandler(logging.Handler):
         if unknown:
             raise ConfigurationError(f"CloudWatchHandler: unknown option(s) {sorted(unknown)}")
         if isinstance(key_window, bool) or not isinstance(key_window, (int, float)) \
-                or not 0 < key_window <= 7 * 86400:
-            raise ConfigurationError("CloudWatchHandler: key_window must be seconds, more than 0 "
+                or not _MIN_KEY_WINDOW <= key_window <= 7 * 86400:
+            raise ConfigurationError("CloudWatchHandler: key_window must be seconds, at least 60 "
                                      "and at most 604800 (a week)")
         self._keyring = load_keyring(keyring)
         self._encryption: FileEncryption | None = build_encryption(
@@ -187,10 +191,12 @@ class CloudWatchHandler(logging.Handler):
             kms_region=kms_region, kms_endpoint_url=kms_endpoint_url,
             kms_client_factory_=kms_client_factory)
         self._key_window = float(key_window)
-        self._window_end = 0.0
+        self._window_end = 0.0  # wall clock (covers suspend) ...
+        self._window_deadline = 0.0  # ... and monotonic (a clock stepped back cannot extend it)
         self._window_index = 1
         self._window_thread: threading.Thread | None = None
         self._window_stop = threading.Event()
+        self._closed = False
         self._fallback = AuditFilter(keyring=self._keyring)
         self.formatter = AuditFormatter()
         self.sink = CloudWatchSink(log_group, stream_name, logger_name=logger_name,
@@ -253,17 +259,23 @@ class CloudWatchHandler(logging.Handler):
         """Encrypt for the chain's next position, under the current window's key."""
         encryption = self._encryption
         assert encryption is not None
-        assert self._chain is not None
-        if time.time() >= self._window_end:
-            self._next_window()
+        chain = self._chain
+        assert chain is not None
+        if self._window_over():
+            # For KMS the window thread fetches the next key outside the lock; until it has,
+            # events keep the current key rather than wait on the network (unless no thread
+            # is running). A local (auditor) key is made at once.
+            thread = self._window_thread
+            if not encryption.recipient.remote or thread is None or not thread.is_alive() \
+                    or encryption.ready(chain.log_id, self._window_index + 1):
+                self._next_window()
         ts = state_body.get("timestamp") or utc_now()
         if rejected is None:
             source: Mapping[str, Any] = state_body
             static: Mapping[str, Any] = getattr(self.formatter, "static_fields", None) or {}
         else:
             source, static = rejected, {}
-        self._write(LineKind.EVENT, encryption.event_body(body, source, static, self._chain, ts),
-                    ts)
+        self._write(LineKind.EVENT, encryption.event_body(body, source, static, chain, ts), ts)
 
     def _next_window(self) -> None:
         """Close this key's window (footer) and open the next (header with the new key)."""
@@ -272,11 +284,9 @@ class CloudWatchHandler(logging.Handler):
         assert chain is not None
         index = self._window_index + 1
         try:
-            encryption.prepare(chain.log_id, index)
+            encryption.prepare(chain.log_id, index)  # at once if the window thread fetched it
         except DataKeyError as exc:  # keep the current key rather than lose records
-            self._window_end = time.time() + _KEY_RETRY_SECONDS
-            self._report(f"cannot get the next data key ({exc}); keeping the current one and "
-                         f"retrying in {_KEY_RETRY_SECONDS:g} s")
+            self._retry_window_later(exc)
             return
         self._write_body(LineKind.FOOTER, {
             "file_index": self._window_index, "reason": "rotate", "next_file_index": index,
@@ -293,6 +303,7 @@ class CloudWatchHandler(logging.Handler):
         if self._encryption is not None:
             header["encryption"] = self._encryption.activate(chain.log_id, index)
             self._window_end = time.time() + self._key_window
+            self._window_deadline = time.monotonic() + self._key_window
             self._ensure_window_thread()
         self._window_index = index
         self._lines = 0
@@ -306,7 +317,7 @@ class CloudWatchHandler(logging.Handler):
         once a second; it never waits on the handler's lock while holding anything else.
         """
         thread = self._window_thread
-        if thread is not None and thread.is_alive():
+        if self._closed or (thread is not None and thread.is_alive()):
             return
         self._window_stop = threading.Event()
         thread = threading.Thread(target=self._window_loop, args=(self._window_stop,),
@@ -314,19 +325,48 @@ class CloudWatchHandler(logging.Handler):
         self._window_thread = thread
         thread.start()
 
+    def _window_over(self) -> bool:
+        return time.time() >= self._window_end or time.monotonic() >= self._window_deadline
+
+    def _retry_window_later(self, exc: Exception) -> None:
+        self._window_end = time.time() + _KEY_RETRY_SECONDS
+        self._window_deadline = time.monotonic() + _KEY_RETRY_SECONDS
+        self._report(f"cannot get the next data key ({type(exc).__name__}); keeping the "
+                     f"current one and retrying in {_KEY_RETRY_SECONDS:g} s")
+
     def _window_loop(self, stop: threading.Event) -> None:
-        while not stop.wait(min(max(self._window_end - time.time(), 0.05), 1.0)):
-            lock = self.lock
-            assert lock is not None
-            with lock:
+        """
+        End each window on time; fetch the next key first, outside the handler's lock.
+
+        The fetch may be a KMS call: made here, it never holds up a logging call. Only the
+        swap (footer, header, erasing the old key) happens under the lock.
+        """
+        encryption = self._encryption
+        assert encryption is not None
+        while not stop.wait(min(max(min(self._window_end - time.time(),
+                                        self._window_deadline - time.monotonic()), 0.05), 1.0)):
+            chain, index = self._chain, self._window_index + 1
+            if chain is None or not self._window_over():
+                continue
+            try:
+                key, wrap = encryption.recipient.new_data_key(chain.log_id, index)
+            except Exception as exc:  # a KMS outage must not kill the thread
+                with self.lock:  # type: ignore[union-attr]
+                    self._retry_window_later(exc)
+                continue
+            with self.lock:  # type: ignore[union-attr]
                 if stop.is_set() or self._chain is None:
+                    key.erase()
                     return
-                if time.time() >= self._window_end:
-                    try:
-                        self._next_window()
-                    except Exception as exc:  # never let the thread die silently
-                        self._report(f"could not close the key window ({type(exc).__name__})")
-                        self._window_end = time.time() + _KEY_RETRY_SECONDS
+                if self._chain is not chain or self._window_index + 1 != index \
+                        or not self._window_over():
+                    key.erase()  # an event got there first
+                    continue
+                encryption.offer(chain.log_id, index, key, wrap)
+                try:
+                    self._next_window()
+                except Exception as exc:  # never let the thread die silently
+                    self._retry_window_later(exc)
 
     def _report(self, message: str) -> None:
         report_on_stderr(f"{type(self).__name__}({self.sink.log_group})", message)
@@ -370,6 +410,7 @@ class CloudWatchHandler(logging.Handler):
 
     def close(self, timeout: float | None = None) -> bool:  # type: ignore[override]
         """Write the closing footer, deliver or spill everything; safe to call twice."""
+        self._closed = True
         self._window_stop.set()
         with self.lock:  # type: ignore[union-attr]
             try:
