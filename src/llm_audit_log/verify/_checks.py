@@ -144,6 +144,7 @@ class _LogWalk(_LogEnds):
         physical = 0
         encryption = self.encryption
         encryption.start_file()
+        self.file_has_verified = False
         for raw in _iter_source(info):
             physical += 1
             self.report.lines_checked += 1
@@ -162,6 +163,7 @@ class _LogWalk(_LogEnds):
                     self.note_unverifiable(line)
                 continue
             self.report.lines_verified += 1
+            self.file_has_verified = True
             if footer is not None:
                 self.find(Verdict.TAMPERED, path, "line after the file's footer", raw, line.seq)
             if raw.number == 1:

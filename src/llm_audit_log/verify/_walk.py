@@ -96,6 +96,9 @@ class _ChainWalk:
         #: within one log versions only go up (a writer cannot resume a log it cannot read).
         self.unknown_versions: list[tuple[str, RawLine]] = []
         self.version = 0
+        #: Whether a line of the file being walked verified already: a writer changes
+        #: version only when it starts a new file (a restart always opens one).
+        self.file_has_verified = False
 
     def find(self, verdict: Verdict, path: str | None, detail: str, raw: RawLine | None = None,
              seq: int | None = None) -> None:
@@ -111,8 +114,12 @@ class _ChainWalk:
         try:
             line = parse_line(raw.data)
         except UnsupportedVersionError:
-            self.find(Verdict.CANNOT_VERIFY, path, "unknown format version", raw)
-            self.unknown_versions.append((path, raw))
+            if self.file_has_verified:
+                self.find(Verdict.TAMPERED, path, "format version changed inside a file: no "
+                          "writer does that (versions change only with a new file)", raw)
+            else:
+                self.find(Verdict.CANNOT_VERIFY, path, "unknown format version", raw)
+                self.unknown_versions.append((path, raw))
             return _Classified(None, verified=False)
         except MalformedLineError as exc:
             reframed = _reframed(raw.data)
