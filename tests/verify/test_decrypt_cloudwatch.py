@@ -210,3 +210,15 @@ class TestCommandLine:
         code = main([command, str(tmp_path), "--keyring", str(keys["host"]), *option])
         assert 2 == code
         assert f"{option[0]} need --cloudwatch GROUP" in capsys.readouterr().err
+
+    @pytest.mark.parametrize("command", ["verify", "decrypt"])
+    @pytest.mark.parametrize("option", [["--profile", "no-such-profile"],
+                                        ["--endpoint-url", "not a url"]])
+    def test_bad_aws_settings_are_cannot_verify_without_a_traceback(self, keys, capsys,
+                                                                    command, option):
+        code = main([command, "--cloudwatch", "/g", "--keyring", str(keys["host"]),
+                     "--region", REGION, *option])
+        err = capsys.readouterr().err
+        assert 4 == code
+        assert "cannot read CloudWatch group" in err
+        assert "Traceback" not in err

@@ -171,12 +171,12 @@ def _read_group(log_group: str, streams: Sequence[str] | None, client: Any,
     """Every event of the named streams (default: all) of ``log_group``."""
     from llm_audit_log.verify import _cloudwatch  # noqa: PLC0415 - boto3 only when asked
 
-    if client is None:
-        import boto3  # type: ignore[import-untyped]  # noqa: PLC0415
+    try:  # a bad region, profile or endpoint is as much "could not read" as a refusal
+        if client is None:
+            import boto3  # type: ignore[import-untyped]  # noqa: PLC0415
 
-        session = boto3.session.Session(profile_name=profile)
-        client = session.client("logs", region_name=region, endpoint_url=endpoint_url)
-    try:
+            session = boto3.session.Session(profile_name=profile)
+            client = session.client("logs", region_name=region, endpoint_url=endpoint_url)
         return _cloudwatch.read_streams(client, log_group, streams)
     except Exception as exc:
         detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
