@@ -114,9 +114,9 @@ def server() -> Iterator[dict[str, Any]]:
     """
     moto's real HTTP server on 127.0.0.1 for one test module, with dummy credentials.
 
-    A dict: ``url``, ``port`` and ``server`` (a test that stops it restarts one on the same
-    port and stores it there, so later tests of the module keep working). Tests use their
-    own log groups.
+    A dict: ``url``, ``port``, ``server`` and ``restart`` (a test that stops the server
+    calls it to start one again on the same port, so later tests of the module keep
+    working). Tests use their own log groups.
     """
     from moto.server import ThreadedMotoServer
 
@@ -130,6 +130,12 @@ def server() -> Iterator[dict[str, Any]]:
     moto.start()
     host, port = moto.get_host_and_port()
     holder: dict[str, Any] = {"server": moto, "url": f"http://{host}:{port}", "port": port}
+
+    def restart() -> None:  # an outage ends: moto again on the same port, for later tests too
+        holder["server"] = ThreadedMotoServer(ip_address="127.0.0.1", port=port, verbose=False)
+        holder["server"].start()
+
+    holder["restart"] = restart
     yield holder
     holder["server"].stop()
     for name, value in saved.items():
@@ -137,3 +143,4 @@ def server() -> Iterator[dict[str, Any]]:
             os.environ.pop(name, None)
         else:
             os.environ[name] = value
+

@@ -20,7 +20,6 @@ from typing import Any
 import boto3
 import pytest
 from botocore.exceptions import ClientError
-from moto.server import ThreadedMotoServer
 
 from llm_audit_log._cli import main
 from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
@@ -121,10 +120,7 @@ class TestEndToEnd:
                 burst(logger, 100, payload)
                 time.sleep(0.25)
         finally:
-            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
-                                           verbose=False)
-            restarted.start()
-            server["server"] = restarted
+            server["restart"]()
         burst(logger, 1_000, payload)
         assert handler.flush(60)
         assert handler.close(30)
@@ -265,10 +261,7 @@ class TestEndToEnd:
             assert 0o600 == files[0].stat().st_mode & 0o777
             data = files[0].read_bytes()
         finally:
-            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
-                                           verbose=False)
-            restarted.start()
-            server["server"] = restarted
+            server["restart"]()
 
         # Process 1's whole log is in the spill, in order: header, 5,000 events, and the
         # footer its close() wrote on the way out (SystemExit -> logging.shutdown).

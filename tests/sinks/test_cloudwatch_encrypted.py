@@ -24,7 +24,6 @@ from typing import Any
 
 import boto3
 import pytest
-from moto.server import ThreadedMotoServer
 
 from llm_audit_log import AuditFileHandler, ConfigurationError, Keyring
 from llm_audit_log._cli import main
@@ -169,6 +168,15 @@ def assert_verified(result: tuple[int, dict[str, Any]], lines: int, events: int)
         log["lines"], log["events"], log["encrypted"], log["rejected"], log["closed"])
 
 
+def assert_every_copy_verifies(server, group, host_path, directory, capsys, lines: int,
+                               events: int) -> None:
+    """The stream alone, the stream against the files, and the files alone: all exit 0."""
+    assert_verified(verify(server, group, host_path, capsys), lines, events)
+    assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
+                    lines, events)
+    assert_verified(verify_files(directory, host_path, capsys), lines, events)
+
+
 def decrypted_events(directory: Path, auditor: Keyring) -> list[dict[str, Any]]:
     """The auditor's view (off the host): every event body, decrypted, in chain order."""
     run = decrypt_paths([directory], auditor)
@@ -264,10 +272,8 @@ class TestEncryptedMirror:
         with pytest.raises(KeyringError):
             load_auditor_key(host_path)
         events = 300
-        assert_verified(verify(server, group, host_path, capsys), len(lines), events)
-        assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
-                        len(lines), events)
-        assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
+        assert_every_copy_verifies(server, group, host_path, directory, capsys, len(lines),
+                                   events)
 
     def test_outage_spills_ciphertext_then_replays_and_verifies(self, server, configure,
                                                                 rings, capsys):
@@ -306,10 +312,7 @@ class TestEncryptedMirror:
             spilled = spill_files[0].read_bytes()
             local_now = file_lines(directory)
         finally:
-            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
-                                           verbose=False)
-            restarted.start()
-            server["server"] = restarted
+            server["restart"]()
 
         # The spill holds exactly the unsent lines, byte for byte as in the files, in order.
         entries = [json.loads(raw) for raw in spilled.splitlines()]
@@ -346,10 +349,8 @@ class TestEncryptedMirror:
         assert_planted_only_in_plaintext(decrypted_events(directory, auditor), planted, tag)
 
         events = 250
-        assert_verified(verify(server, group, host_path, capsys), len(lines), events)
-        assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
-                        len(lines), events)
-        assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
+        assert_every_copy_verifies(server, group, host_path, directory, capsys, len(lines),
+                                   events)
 
     def test_closed_during_outage_next_start_replays_the_spill(self, server, configure, rings,
                                                                  capsys):
@@ -373,10 +374,7 @@ class TestEncryptedMirror:
             assert 0o600 == stat.S_IMODE(spill_files[0].stat().st_mode)
             spilled = spill_files[0].read_bytes()
         finally:
-            restarted = ThreadedMotoServer(ip_address="127.0.0.1", port=server["port"],
-                                           verbose=False)
-            restarted.start()
-            server["server"] = restarted
+            server["restart"]()
 
         first_lines = file_lines(directory)
         assert 0 == counters["dropped"]
@@ -414,10 +412,8 @@ class TestEncryptedMirror:
         assert_planted_only_in_plaintext(decrypted_events(directory, auditor), planted, tag)
 
         events = 200
-        assert_verified(verify(server, group, host_path, capsys), len(lines), events)
-        assert_verified(verify(server, group, host_path, capsys, "--against", str(directory)),
-                        len(lines), events)
-        assert_verified(verify_files(directory, host_path, capsys), len(lines), events)
+        assert_every_copy_verifies(server, group, host_path, directory, capsys, len(lines),
+                                   events)
 
 
 class TestEncryptedStandaloneHandler:
