@@ -231,6 +231,9 @@ class Recipient:
         """A fresh data key and its ``wrap`` header object (no secrets in it)."""
         raise NotImplementedError
 
+    def forget_after_fork(self) -> None:
+        """In a forked child: drop anything shared with the parent (a client's sockets)."""
+
     def describe(self) -> str:
         """A short label for reprs and messages (ids only)."""
         raise NotImplementedError
@@ -324,6 +327,10 @@ class KmsRecipient(Recipient):
         self.key_id = key_id
         self._factory = client_factory
         self._client: Any = None
+
+    def forget_after_fork(self) -> None:
+        """The parent's client (its pooled connections) is not the child's to use."""
+        self._client = None
 
     def describe(self) -> str:
         """``kms:<key id>``."""

@@ -628,3 +628,171 @@ class TestEncryptedStandaloneHandler:
         _, host_path = rings
         with pytest.raises(ConfigurationError, match="at least 60"):
             self.make(server, host_path, tmp_path, encrypt="auditor", key_window=1)
+
+
+class FakeKms:
+    """GenerateDataKey that can be switched off; counts its calls."""
+
+    def __init__(self) -> None:
+        self.calls = 0
+        self.fail = False
+
+    def generate_data_key(self, **_: Any) -> dict[str, Any]:
+        self.calls += 1
+        if self.fail:
+            raise ConnectionError("KMS down")
+        return {"Plaintext": os.urandom(32), "CiphertextBlob": b"blob", "KeyId": "k"}
+
+
+@pytest.fixture
+def every_data_key(monkeypatch) -> list[Any]:
+    """Every DataKey made during the test, to check that none outlives its use."""
+    from llm_audit_log import encrypt as encrypt_module
+
+    made: list[Any] = []
+    original = encrypt_module.DataKey.__init__
+
+    def init(self: Any, *args: Any, **kwargs: Any) -> None:
+        original(self, *args, **kwargs)
+        made.append(self)
+
+    monkeypatch.setattr(encrypt_module.DataKey, "__init__", init)
+    return made
+
+
+class TestKeyWindowEdges:
+    """Races, KMS outages, close and fork around the window thread (from review)."""
+
+    make = TestEncryptedStandaloneHandler.make
+
+    def test_events_racing_the_thread_leave_no_key_alive(self, server, rings, tmp_path, capsys,
+                                                         monkeypatch, every_data_key):
+        _, host_path = rings
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                           key_window=60)
+        clock = [time.time()]
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.time", lambda: clock[0])
+        stop = threading.Event()
+
+        def tick() -> None:
+            while not stop.wait(0.003):
+                clock[0] += 61
+
+        ticker = threading.Thread(target=tick)
+        ticker.start()
+        writers = [threading.Thread(target=log_records, args=(logger, f"w{n}", n * 1000, 150))
+                   for n in range(4)]
+        for writer in writers:
+            writer.start()
+        for writer in writers:
+            writer.join()
+        stop.set()
+        ticker.join()
+        assert handler.close(30)
+        handler._window_thread.join(5)
+        logger.removeHandler(handler)
+        assert not [key for key in every_data_key if not key.erased]
+        (messages,) = cloudwatch_messages(server, group).values()
+        headers = [x for x in map(json.loads, messages) if x["t"] == "header"]
+        assert [h["body"]["file_index"] for h in headers] == list(range(1, len(headers) + 1))
+        assert len(headers) > 3
+        code, report = verify(server, group, host_path, capsys)
+        assert 0 == code, report
+        assert 600 == report["logs"][0]["encrypted"]
+
+    def test_kms_down_costs_one_call_per_retry_not_per_event(self, server, rings, tmp_path,
+                                                             capsys, monkeypatch):
+        _, host_path = rings
+        kms = FakeKms()
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="kms",
+                                           encrypt_kms_key_id="k",
+                                           kms_client_factory=lambda: kms, key_window=60)
+        kms.fail = True
+        clock = [time.time() + 61]
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.time", lambda: clock[0])
+        for _ in range(30):
+            log_records(logger, "down", 0, 1)
+            threading.Event().wait(0.05)
+        assert 2 == kms.calls  # the first key, then one retry by the thread
+        assert 1 == capsys.readouterr().err.count("cannot get the next data key")
+        assert handler.close(30)
+        logger.removeHandler(handler)
+        (messages,) = cloudwatch_messages(server, group).values()
+        assert 30 == sum(json.loads(m)["t"] == "event" for m in messages)
+        assert 0 == verify(server, group, host_path, capsys)[0]
+
+    def test_a_record_after_close_leaves_no_key_alive(self, server, rings, tmp_path, capsys,
+                                                      every_data_key):
+        _, host_path = rings
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="auditor",
+                                           key_window=60)
+        log_records(logger, "before", 0, 1)
+        assert handler.close(30)
+        log_records(logger, "after", 1, 1)  # still attached, e.g. after another dictConfig
+        assert not [key for key in every_data_key if not key.erased]
+        handler.close(30)
+        logger.removeHandler(handler)
+        assert 0 == verify(server, group, host_path, capsys)[0]  # two closed logs
+
+    def test_a_forked_child_makes_its_own_kms_client(self, server, rings, tmp_path):
+        """A boto3 client's pooled sockets must never be shared by parent and child."""
+        _, host_path = rings
+        kms = FakeKms()
+        made: list[int] = []
+
+        def factory() -> FakeKms:
+            made.append(os.getpid())
+            return kms
+
+        logger, handler, _group = self.make(server, host_path, tmp_path, encrypt="kms",
+                                            encrypt_kms_key_id="k", kms_client_factory=factory,
+                                            key_window=60)
+        read, write = os.pipe()
+        pid = os.fork()
+        if pid == 0:
+            code = 1
+            try:
+                signal.alarm(10)
+                log_records(logger, "child", 0, 1)
+                os.write(write, json.dumps(made).encode())
+                code = 0
+            finally:
+                os._exit(code)
+        os.close(write)
+        seen = json.loads(os.read(read, 1000) or b"[]")
+        os.close(read)
+        os.waitpid(pid, 0)
+        assert handler.close(30)
+        logger.removeHandler(handler)
+        assert pid in seen
+
+    def test_without_a_key_records_are_counted_then_declared_as_lost(
+            self, server, rings, tmp_path, capsys, monkeypatch):
+        """A new log (as in a forked child) while KMS is down: no KMS call per record, and
+        the next log's header declares what was lost, which the verifier reports (exit 1)."""
+        _, host_path = rings
+        kms = FakeKms()
+        logger, handler, group = self.make(server, host_path, tmp_path, encrypt="kms",
+                                           encrypt_kms_key_id="k",
+                                           kms_client_factory=lambda: kms, key_window=60)
+        log_records(logger, "first", 0, 1)
+        handler._window_stop.set()  # the state a forked child finds: no thread, no log yet
+        handler._window_thread.join(5)
+        with handler.lock:
+            handler._chain = None
+            handler._encryption.erase()
+            handler._window_thread, handler._window_stop = None, threading.Event()
+        kms.fail = True
+        log_records(logger, "lost", 0, 20)
+        assert 2 == kms.calls  # the first log's key, then one attempt for the new log
+        assert 20 == handler.counters["dropped"]
+        kms.fail = False
+        later = time.monotonic() + 61
+        monkeypatch.setattr("llm_audit_log.sinks.cloudwatch.time.monotonic", lambda: later)
+        log_records(logger, "back", 20, 1)
+        assert handler.close(30)
+        logger.removeHandler(handler)
+        code, report = verify(server, group, host_path, capsys)
+        assert 1 == code  # (the first log, left open as a parent's would be, is unsealed)
+        assert ["the writer reports 20 record(s) it could not write"] == [
+            f["detail"] for f in report["findings"] if f["verdict"] == "truncated"]

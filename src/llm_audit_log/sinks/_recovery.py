@@ -214,6 +214,7 @@ class RecoveryMixin:
         self._chain = None
         if self._encryption is not None:
             self._encryption.erase()  # the child writes a log of its own, with its own keys
+            self._encryption.recipient.forget_after_fork()  # and its own KMS client
         if self._lock_fd is not None:
             try:
                 os.close(self._lock_fd)  # the parent's own descriptor keeps the lock

@@ -67,6 +67,7 @@ def _after_fork_in_child() -> None:
         handler._chain = None  # noqa: SLF001 - the child starts a log of its own
         if handler._encryption is not None:  # noqa: SLF001
             handler._encryption.erase()  # noqa: SLF001 - and never uses the parent's key
+            handler._encryption.recipient.forget_after_fork()  # noqa: SLF001 - or KMS client
         # The parent's window thread is not here; its event may have been copied mid-use.
         handler._window_stop = threading.Event()  # noqa: SLF001
         handler._window_thread = None  # noqa: SLF001
@@ -197,6 +198,10 @@ class CloudWatchHandler(logging.Handler):
         self._window_thread: threading.Thread | None = None
         self._window_stop = threading.Event()
         self._closed = False
+        #: A new log with no data key yet (KMS down, e.g. in a forked child): when to try
+        #: again, and how many records were lost meanwhile (declared in the next header).
+        self._open_retry_at = 0.0
+        self._lost_without_key = 0
         self._fallback = AuditFilter(keyring=self._keyring)
         self.formatter = AuditFormatter()
         self.sink = CloudWatchSink(log_group, stream_name, logger_name=logger_name,
@@ -240,19 +245,44 @@ class CloudWatchHandler(logging.Handler):
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
                 body = dumps_canonical(source)
-            if self._chain is None:
-                self._open()
+            if self._chain is None and not self._open_or_count():
+                return
             if self.sink.has_gap_reports:
                 self._write_gaps()
             state_body = record.__dict__[STATE_ATTR].body
             if self._encryption is not None:
                 self._emit_encrypted(body, source, state_body)
+                if self._closed:  # no window thread after close: never leave a key alive
+                    self._end_log()
                 return
             self._write(LineKind.EVENT, body, state_body.get("timestamp"))
         except RecursionError:
             raise
         except Exception:
             self.handleError(record)
+
+    def _open_or_count(self) -> bool:
+        """
+        Start a log; without a data key, count the record as lost instead (False).
+
+        Retried at most once per ``_KEY_RETRY_SECONDS``, so an outage costs no KMS call per
+        record under the lock; the next log's header declares the count (``lost_records``),
+        which the verifier reports as loss.
+        """
+        if time.monotonic() < self._open_retry_at:
+            self._lost_without_key += 1
+            self.sink.counters["dropped"] += 1
+            return False
+        try:
+            self._open()
+        except DataKeyError as exc:
+            self._open_retry_at = time.monotonic() + _KEY_RETRY_SECONDS
+            self._lost_without_key += 1
+            self.sink.counters["dropped"] += 1
+            self._report(f"no data key for a new log ({type(exc).__name__}); records are "
+                         f"counted as lost until a retry in {_KEY_RETRY_SECONDS:g} s")
+            return False
+        return True
 
     def _emit_encrypted(self, body: str | bytes, rejected: dict[str, Any] | None,
                         state_body: Mapping[str, Any]) -> None:
@@ -300,6 +330,9 @@ class CloudWatchHandler(logging.Handler):
             "file_index": index, "name": self.sink.stream_name, "reason": reason,
             "prev_file_index": prev_index, "host": host_name(), "pid": os.getpid(),
             "library": _LIBRARY, "sink": "cloudwatch", "log_group": self.sink.log_group}
+        if self._lost_without_key:
+            header["lost_records"] = self._lost_without_key
+            self._lost_without_key = 0
         if self._encryption is not None:
             header["encryption"] = self._encryption.activate(chain.log_id, index)
             self._window_end = time.time() + self._key_window
@@ -414,19 +447,23 @@ class CloudWatchHandler(logging.Handler):
         self._window_stop.set()
         with self.lock:  # type: ignore[union-attr]
             try:
-                if self._chain is not None:
-                    if self.sink.has_gap_reports:
-                        self._write_gaps()
-                    self._write_body(LineKind.FOOTER, {
-                        "file_index": self._window_index, "reason": "close",
-                        "next_file_index": None, "lines": self._lines + 1})
-                    self._chain = None
-                if self._encryption is not None:
-                    self._encryption.erase()
+                self._end_log()
                 delivered = self.sink.close(timeout)
             finally:
                 super().close()
         return delivered
+
+    def _end_log(self) -> None:
+        """The closing footer, then every key erased."""
+        if self._chain is not None:
+            if self.sink.has_gap_reports:
+                self._write_gaps()
+            self._write_body(LineKind.FOOTER, {
+                "file_index": self._window_index, "reason": "close", "next_file_index": None,
+                "lines": self._lines + 1})
+            self._chain = None
+        if self._encryption is not None:
+            self._encryption.erase()
 
     def _drain_for_exit(self) -> None:
         self.sink.flush()

@@ -171,6 +171,10 @@ class _LogWalk(_LogEnds):
                     fi = line.body.get("file_index")
                     header_index = fi if type(fi) is int else None
                     self.on_header(line, raw, path)
+                    lost = line.body.get("lost_records")
+                    if type(lost) is int and lost > 0:  # records a new log could not take
+                        self.find(Verdict.TRUNCATED, path, f"the writer reports {lost} "
+                                  "record(s) it could not write", raw, line.seq)
                     problem = encryption.on_header(line.body, path)
                     if problem is not None:
                         self.find(problem[0], path, problem[1], raw, line.seq)
