@@ -168,7 +168,21 @@ class MalformedLineError(ValueError):
 
 
 class UnsupportedVersionError(MalformedLineError):
-    """The line names a format version this library cannot check."""
+    """
+    The line names a format version this library cannot check.
+
+    ``log_id``, ``seq`` and ``file_index`` (of a header) say where the line claims to
+    belong, when its envelope still reads as such (None otherwise), so a verifier can place
+    it: tell "the log goes on in a newer format" from "a file is missing", or see an edit
+    inside a file. Nothing in them is verified.
+    """
+
+    def __init__(self, reason: str, log_id: str | None = None, seq: int | None = None,
+                 file_index: int | None = None) -> None:
+        super().__init__(reason)
+        self.log_id = log_id
+        self.seq = seq
+        self.file_index = file_index
 
 
 @dataclass(frozen=True)
@@ -243,7 +257,13 @@ def parse_line(raw: bytes) -> ParsedLine:
     if type(version) is not int:
         raise MalformedLineError("format version is not an integer")
     if version not in READABLE_VERSIONS:
-        raise UnsupportedVersionError("unknown format version")
+        body, log_id, seq = doc["body"], doc["log"], doc["seq"]
+        index = body.get("file_index") if isinstance(body, dict) and doc["t"] == "header" \
+            else None
+        raise UnsupportedVersionError(
+            "unknown format version", log_id if isinstance(log_id, str) else None,
+            seq if type(seq) is int and seq >= 0 else None,
+            index if type(index) is int else None)
     seq = doc["seq"]
     for name in ("alg", "kid", "log", "prev", "t", "ts"):
         if not isinstance(doc[name], str):

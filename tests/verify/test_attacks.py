@@ -1114,6 +1114,21 @@ class TestVerifierRobustness:
 class TestCannotVerify:
     """Checklist item 40: what the verifier cannot check is CANNOT_VERIFY (exit 4), never 0."""
 
+    def test_a_newer_release_s_file_is_cannot_verify_not_missing(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring) -> None:
+        """Item 40: the log goes on in a file a newer release wrote (version 3): exit 4, no loss."""
+        first, second = log_files(write_log(audit_logger(), payload, files=2))
+        lines = read_lines(second)
+        write_lines(second, rechain([reseal(line, keyring, v=3) for line in lines], keyring, 1))
+
+        report = verify_paths([first.parent], keyring)
+
+        assert not damage(report)
+        assert {str(first), str(second)} == {f.file for f in report.findings
+                                             if f.verdict is Verdict.CANNOT_VERIFY}
+        assert 4 == report.exit_code
+
     def test_an_edit_at_the_end_cannot_pass_for_a_newer_version(
             self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
             keyring: Keyring) -> None:

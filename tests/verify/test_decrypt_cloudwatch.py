@@ -150,7 +150,8 @@ class TestVirtualFileNames:
             client.create_log_group(logGroupName="/app/audit")
             yield client
 
-    def ship(self, client, ring, stream, users, tmp_path):
+    @staticmethod
+    def ship(client, ring, stream, users, tmp_path):
         handler = CloudWatchHandler("/app/audit", stream, keyring=ring, encrypt="auditor",
                                     client_factory=lambda: client, send_interval=0.05,
                                     spill_dir=str(tmp_path / f"spill-{secrets.token_hex(3)}"))
@@ -222,3 +223,34 @@ class TestCommandLine:
         assert 4 == code
         assert "cannot read CloudWatch group" in err
         assert "Traceback" not in err
+
+
+class TestNewerVersionLines:
+    """Lines in an unknown format version are placed where they claim to belong."""
+
+    @pytest.fixture
+    def logs(self, monkeypatch):
+        for name, value in (("AWS_ACCESS_KEY_ID", "testing"),
+                            ("AWS_SECRET_ACCESS_KEY", "testing"),
+                            ("AWS_DEFAULT_REGION", REGION)):
+            monkeypatch.setenv(name, value)
+        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+        with mock_aws():
+            client = boto3.client("logs", region_name=REGION)
+            client.create_log_group(logGroupName="/app/audit")
+            yield client
+
+    def test_an_appended_line_in_an_unknown_version_is_tampering(self, logs, tmp_path):
+        """Write access only: a line 'from a newer release' after a log's end is no release's."""
+        ring = Keyring.generate()
+        TestVirtualFileNames.ship(logs, ring, "web-1", ["u0", "u1"], tmp_path)
+        events = logs.get_log_events(logGroupName="/app/audit", logStreamName="web-1",
+                                     startFromHead=True)["events"]
+        last = json.loads(events[-1]["message"])
+        forged = events[-2]["message"].replace('"v":2,', '"v":3,').replace(
+            f'"seq":{last["seq"] - 1},', f'"seq":{last["seq"] + 1},')
+        logs.put_log_events(logGroupName="/app/audit", logStreamName="web-1", logEvents=[
+            {"timestamp": events[-1]["timestamp"], "message": forged}])
+        report = verify_cloudwatch("/app/audit", None, ring, client=logs)
+        assert 1 == report.exit_code
+        assert any(f.verdict.value == "tampered" for f in report.findings)

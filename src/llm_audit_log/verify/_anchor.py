@@ -11,7 +11,13 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 
 from llm_audit_log.keys import MAC_ALG, Keyring
-from llm_audit_log.seal import MAX_LINE_BYTES, MalformedLineError, ParsedLine, parse_line
+from llm_audit_log.seal import (
+    MAX_LINE_BYTES,
+    MalformedLineError,
+    ParsedLine,
+    UnsupportedVersionError,
+    parse_line,
+)
 from llm_audit_log.verify._reader import RawLine, iter_lines
 
 _ANCHOR_SEARCH = 64  # lines read per file, at most, to place it in its log
@@ -23,6 +29,9 @@ class _FileInfo:
     anchor: ParsedLine | None = None
     size: int = 0
     lines: list[bytes] | None = None  # a virtual file (a CloudWatch stream's lines), not a path
+    #: (log id, file index) its first line claims, when that line is a header in a format
+    #: version this verifier cannot read (a newer release's file); unverified.
+    newer: tuple[str, int] | None = None
 
 
 def _iter_source(info: _FileInfo) -> Iterator[RawLine]:
@@ -66,6 +75,10 @@ def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _F
             continue
         try:
             line = parse_line(raw.data)
+        except UnsupportedVersionError as exc:
+            if raw.number == 1 and exc.log_id is not None and exc.file_index is not None:
+                info.newer = (exc.log_id, exc.file_index)
+            continue
         except MalformedLineError:
             reframed = _reframed(raw.data)
             if reframed is None:

@@ -316,7 +316,16 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
 
     logs: dict[str, list[_FileInfo]] = {}
     stray: set[str] = set()
+    newer: dict[str, set[int]] = {}
     for info in infos:
+        if info.anchor is None and info.newer is not None:
+            log_id, index = info.newer
+            newer.setdefault(log_id, set()).add(index)
+            report.add(Finding(Verdict.CANNOT_VERIFY, info.path,
+                               f"file {index} of log {log_id} is in a format version this "
+                               "verifier cannot read (written by a newer release?)"))
+            done += info.size
+            continue
         if info.anchor is None:
             if _unanchored(info, keyring, report):
                 stray.add(info.path)
@@ -330,7 +339,8 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
         for info in members:
             walk.walk_file(info, advance(info.size))
             done += info.size
-        walk.finish(stray_files=frozenset(os.path.basename(p) for p in stray))
+        walk.finish(stray_files=frozenset(os.path.basename(p) for p in stray),
+                    newer_files=frozenset(newer.get(log_id, ())))
         walk.summary.encrypted = walk.encryption.encrypted_events
         report.logs.append(walk.summary)
         acknowledged |= walk.abandoned

@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from llm_audit_log.keys import Keyring
-from llm_audit_log.seal import LineKind, MalformedLineError, parse_line
+from llm_audit_log.seal import LineKind, MalformedLineError, UnsupportedVersionError, parse_line
 from llm_audit_log.sinks._batching import CHUNK_PREFIX, parse_chunk
 from llm_audit_log.verify._checks import verify_sources
 from llm_audit_log.verify._reader import collect_files, iter_lines
@@ -130,6 +130,16 @@ def stream_sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:
         for raw in stream.lines:
             try:
                 line = parse_line(raw)
+            except UnsupportedVersionError as exc:
+                # Placed where it claims to be: a newer release's window reads as one, an
+                # edit inside a window as tampering (the walk decides, as for files).
+                order += 1
+                if exc.log_id is None or exc.seq is None:
+                    stray.append(raw)
+                else:
+                    by_log[exc.log_id].append((exc.seq, order, raw, stream.name,
+                                               exc.file_index is not None))
+                continue
             except MalformedLineError:
                 stray.append(raw)
                 continue

@@ -27,8 +27,14 @@ class _LogEnds(_ChainWalk):
         return seqs
 
     # -- the two ends ------------------------------------------------------------------------
-    def finish(self, stray_files: frozenset[str]) -> None:
-        """Check the log's beginning (genesis or accounted prune) and its end."""
+    def finish(self, stray_files: frozenset[str],
+               newer_files: frozenset[int] = frozenset()) -> None:
+        """
+        Check the log's beginning (genesis or accounted prune) and its end.
+
+        ``newer_files``: indexes of this log's files in a format version this verifier
+        cannot read; a log that was rotated into one goes on there (cannot verify, not lost).
+        """
         excused = self._undelivered_seqs()
         for gap in self.gaps:
             covered = sum(1 for s in excused if gap.start <= s <= gap.end)
@@ -83,7 +89,11 @@ class _LogEnds(_ChainWalk):
                 "is running or crashed, or lines were cut from the end", end.good_end,
                 count=max(self.since_footer, 1)))
         elif end.footer.body.get("reason") == "rotate":
-            if end.footer.body.get("next_file") in stray_files:
+            if end.footer.body.get("next_file_index") in newer_files:
+                self.report.add(Finding(Verdict.CANNOT_VERIFY, end.path,
+                                        "the log goes on in a file in a format version this "
+                                        "verifier cannot read"))
+            elif end.footer.body.get("next_file") in stray_files:
                 self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
                                         "rotation did not finish (crash while opening the next "
                                         "file)"))
