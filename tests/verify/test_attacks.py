@@ -29,6 +29,7 @@ from llm_audit_log import context as context_module
 from llm_audit_log.seal import seal_line
 from llm_audit_log.sinks import files as files_module
 from llm_audit_log.verify import Finding, Report, Severity
+from llm_audit_log.verify._cloudwatch import StreamLines, verify_streams
 
 if TYPE_CHECKING:
     import logging
@@ -1128,6 +1129,69 @@ class TestCannotVerify:
         assert {str(first), str(second)} == {f.file for f in report.findings
                                              if f.verdict is Verdict.CANNOT_VERIFY}
         assert 4 == report.exit_code
+
+    @staticmethod
+    def claimed_newer(line: bytes, **changes: Any) -> bytes:
+        """A line rewritten WITHOUT the key: version 99, envelope fields as claimed."""
+        doc = envelope(line)
+        doc["v"] = 99
+        doc.update(changes)
+        doc["mac"] = doc.pop("mac")  # still last
+        return json.dumps(doc, separators=(",", ":")).encode()
+
+    def test_a_deleted_newest_file_behind_a_fake_newer_one_is_named(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring) -> None:
+        """The item-40 trade-off: without the key a forged 'newer' file cannot be told from a
+        real one, so the end is exit 4 (never 0), and the report names that file."""
+        files = log_files(write_log(audit_logger(), payload, events=3, files=3))
+        newest = read_lines(files[-1])
+        files[-1].unlink()
+        fake = files[0].parent / "audit.next.jsonl"
+        fake.write_bytes(self.claimed_newer(newest[0]) + b"\n")
+
+        report = verify_paths([files[0].parent], keyring)
+
+        assert not damage(report)
+        assert 4 == report.exit_code
+        assert any("audit.next.jsonl" in f.detail and "deleted" in f.detail
+                   for f in report.findings)
+
+    def test_a_fake_newer_file_before_readable_ones_is_tampering(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring) -> None:
+        """A 'newer' file claiming an index the log already has: versions only go up."""
+        files = log_files(write_log(audit_logger(), payload, events=3, files=3))
+        forged = files[0].parent / "zz-forged.jsonl"
+        forged.write_bytes(b"".join(self.claimed_newer(line) + b"\n"
+                                    for line in read_lines(files[1])))
+
+        report = verify_paths([files[0].parent], keyring)
+
+        assert (Verdict.TAMPERED, str(forged)) in [(f.verdict, f.file) for f in damage(report)]
+        assert 1 == report.exit_code
+
+    @pytest.mark.parametrize("window", ["last", "middle"])
+    def test_fake_newer_lines_cannot_bury_a_stream_s_end(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring, window: str) -> None:
+        """Write access to a stream only: a fake 'newer' header and 63 pads claiming one seq
+        (past the anchor search) must not hide the real lines after it, nor a forged one."""
+        files = log_files(write_log(audit_logger(), payload, events=5, files=3))
+        lines = [line for path in files for line in read_lines(path)]
+        headers = [line for line in lines if envelope(line)["t"] == "header"]
+        header = headers[-1] if window == "last" else headers[1]
+        seq = envelope(header)["seq"] + 1
+        fakes = [self.claimed_newer(header, seq=seq)] + [
+            self.claimed_newer(lines[-3], seq=seq, mac=f"{i:064x}") for i in range(63)]
+        forged = lines[-3].replace(b'"status":"success"', b'"status":"failure"')
+        assert forged != lines[-3]
+
+        report = verify_streams([StreamLines("g", "s", lines=[*lines, *fakes, forged])],
+                                keyring)
+
+        assert damage(report)
+        assert 1 == report.exit_code
 
     def test_an_edit_at_the_end_cannot_pass_for_a_newer_version(
             self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,

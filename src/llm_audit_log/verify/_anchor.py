@@ -31,7 +31,7 @@ class _FileInfo:
     lines: list[bytes] | None = None  # a virtual file (a CloudWatch stream's lines), not a path
     #: (log id, file index) its first line claims, when that line is a header in a format
     #: version this verifier cannot read (a newer release's file); unverified.
-    newer: tuple[str, int] | None = None
+    newer: tuple[str, int, int | None] | None = None
 
 
 def _iter_source(info: _FileInfo) -> Iterator[RawLine]:
@@ -69,7 +69,10 @@ def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _F
         except OSError:
             return info
     for raw in _iter_source(info):
-        if raw.number > _ANCHOR_SEARCH:
+        # A file that claims to be a newer release's is read to its end: one line in a
+        # version this verifier reads makes it no release's file (rule: versions only go up),
+        # so it must not be skipped as "cannot verify" (the walk reports it).
+        if raw.number > _ANCHOR_SEARCH and info.newer is None:
             break
         if raw.oversized or not raw.terminated:
             continue
@@ -77,7 +80,7 @@ def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _F
             line = parse_line(raw.data)
         except UnsupportedVersionError as exc:
             if raw.number == 1 and exc.log_id is not None and exc.file_index is not None:
-                info.newer = (exc.log_id, exc.file_index)
+                info.newer = (exc.log_id, exc.file_index, exc.seq)
             continue
         except MalformedLineError:
             reframed = _reframed(raw.data)
@@ -87,7 +90,10 @@ def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _F
                 line = parse_line(reframed)
             except MalformedLineError:
                 continue
+        info.newer = None  # a readable line: not a newer release's file
         if keyring.verify_mac(line.kid, line.mac_input, line.mac) and line.alg == MAC_ALG:
             info.anchor = line
+            break
+        if raw.number > _ANCHOR_SEARCH:
             break
     return info

@@ -316,11 +316,11 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
 
     logs: dict[str, list[_FileInfo]] = {}
     stray: set[str] = set()
-    newer: dict[str, set[int]] = {}
+    newer: dict[str, set[tuple[int, int | None, str]]] = {}
     for info in infos:
         if info.anchor is None and info.newer is not None:
-            log_id, index = info.newer
-            newer.setdefault(log_id, set()).add(index)
+            log_id, index, seq = info.newer
+            newer.setdefault(log_id, set()).add((index, seq, info.path))
             report.add(Finding(Verdict.CANNOT_VERIFY, info.path,
                                f"file {index} of log {log_id} is in a format version this "
                                "verifier cannot read (written by a newer release?)"))

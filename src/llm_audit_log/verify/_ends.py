@@ -7,6 +7,8 @@ Its first header (genesis, or a prefix a signed prune accounts for), its last fi
 
 from __future__ import annotations
 
+import os
+
 from llm_audit_log.seal import GENESIS_PREV, ParsedLine
 from llm_audit_log.verify._walk import _ChainWalk
 from llm_audit_log.verify.verdicts import Finding, Verdict
@@ -28,13 +30,27 @@ class _LogEnds(_ChainWalk):
 
     # -- the two ends ------------------------------------------------------------------------
     def finish(self, stray_files: frozenset[str],
-               newer_files: frozenset[int] = frozenset()) -> None:
+               newer_files: frozenset[tuple[int, int | None, str]] = frozenset()) -> None:
         """
         Check the log's beginning (genesis or accounted prune) and its end.
 
         ``newer_files``: indexes of this log's files in a format version this verifier
         cannot read; a log that was rotated into one goes on there (cannot verify, not lost).
         """
+        # A newer release's file placed at or before what this verifier read of the log:
+        # versions only go up, so the claim is false (a forged file, not a newer format).
+        last_index = self.prev_file.index if self.prev_file is not None else None
+        last_seq = self.summary.last_seq
+        for claimed_index, claimed_seq, claimed_path in sorted(newer_files, key=repr):
+            if (last_index is not None and claimed_index <= last_index) or (
+                    claimed_seq is not None and last_seq is not None
+                    and claimed_seq <= last_seq):
+                self.report.add(Finding(Verdict.TAMPERED, claimed_path,
+                                        f"claims file {claimed_index} (seq {claimed_seq}) of a "
+                                        "log whose later lines are in a version this verifier "
+                                        "reads: versions only go up"))
+        newer_paths = {i: path for i, seq, path in newer_files
+                       if last_seq is None or seq is None or seq > last_seq}
         excused = self._undelivered_seqs()
         for gap in self.gaps:
             covered = sum(1 for s in excused if gap.start <= s <= gap.end)
@@ -89,10 +105,13 @@ class _LogEnds(_ChainWalk):
                 "is running or crashed, or lines were cut from the end", end.good_end,
                 count=max(self.since_footer, 1)))
         elif end.footer.body.get("reason") == "rotate":
-            if end.footer.body.get("next_file_index") in newer_files:
-                self.report.add(Finding(Verdict.CANNOT_VERIFY, end.path,
-                                        "the log goes on in a file in a format version this "
-                                        "verifier cannot read"))
+            next_index = end.footer.body.get("next_file_index")
+            if type(next_index) is int and next_index in newer_paths:
+                self.report.add(Finding(
+                    Verdict.CANNOT_VERIFY, end.path,
+                    f"the log goes on in {os.path.basename(newer_paths[next_index])} (file "
+                    f"{next_index}), in a format version this verifier cannot read; if that "
+                    "file is not genuine, the newest file(s) were deleted"))
             elif end.footer.body.get("next_file") in stray_files:
                 self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
                                         "rotation did not finish (crash while opening the next "
