@@ -17,8 +17,18 @@ import time
 from pathlib import Path
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from llm_audit_log import AuditFileHandler, ConfigurationError, Keyring, Verdict, verify_paths
+from llm_audit_log import (
+    AuditFileHandler,
+    AuditFilter,
+    AuditFormatter,
+    ConfigurationError,
+    Keyring,
+    Verdict,
+    verify_paths,
+)
 from llm_audit_log.seal import GENESIS_PREV, parse_line
 from llm_audit_log.sinks import files as files_module
 
@@ -436,3 +446,32 @@ class TestProcesses:
         report = verify_paths([tmp_path / "logs"], ring)
         assert 0 == report.exit_code, report.findings
         assert 2 == len(report.logs)
+
+
+class TestFastEmit:
+    @settings(max_examples=150, deadline=None,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])
+    @given(message=st.text(max_size=40), args=st.booleans(), user=st.text(min_size=1, max_size=12),
+           static=st.booleans())
+    def test_handler_formats_like_the_formatter(self, tmp_path_factory, ring, message, args,
+                                                user, static):
+        """The handler's one-call path writes exactly the body AuditFormatter would."""
+        directory = tmp_path_factory.mktemp("fast")
+        handler = AuditFileHandler(directory / "audit.jsonl", keyring=ring)
+        if static:
+            handler.setFormatter(AuditFormatter(static_fields={"team": "x"}))
+        audit = AuditFilter(keyring=ring)
+        logger = logging.getLogger("tests.fast")
+        record = logger.makeRecord("tests.fast", logging.INFO, __file__, 1,
+                                   "%s!" if args else message, (message,) if args else None,
+                                   None, extra={"audit": {"event_type": "auth.login",
+                                                          "user_id": user, "status": "success"}})
+        try:
+            assert audit.filter(record)
+            handler.handle(record)
+        finally:
+            handler.close()
+        line = next(raw for raw in log_files(directory)[0].read_bytes().split(b"\n")
+                    if b'"t":"event"' in raw)
+        written = line[len(b'{"alg":"HS256","body":'):line.rindex(b',"kid":"')]
+        assert handler.formatter.format_body(record) == written

@@ -33,6 +33,8 @@ import weakref
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any, Final
 
+import orjson
+
 from llm_audit_log.context import format_timestamp, utc_now
 from llm_audit_log.errors import ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
@@ -231,6 +233,36 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
 
     def emit(self, record: logging.LogRecord) -> None:
         """Process (if no AuditFilter ran), format, seal and write one line."""
+        state = record.__dict__.get(STATE_ATTR)
+        formatter = self.formatter
+        rollover_at = self._rollover_at
+        if state is not None and type(formatter) is AuditFormatter \
+                and not formatter.static_fields and not self._sinks \
+                and self._encryption is None and self._fd is not None \
+                and not (record.exc_info or record.exc_text or record.stack_info) \
+                and (rollover_at is None or time.time() < rollover_at):
+            # The common case, formatted here as AuditFormatter.format_body would (a call
+            # less per record; test_handler_formats_like_the_formatter holds them together).
+            data = state.body
+            message = record.msg
+            data["message"] = message if type(message) is str and not record.args \
+                else record.getMessage()
+            data["logger"] = record.name
+            data["level"] = record.levelname
+            try:
+                body = orjson.dumps(data, option=orjson.OPT_SORT_KEYS)
+            except TypeError:
+                pass  # lone surrogates: the formatter's fallback, below
+            else:
+                if len(body) <= _MAX_BODY_BYTES and self._size + len(body) <= self._size_limit:
+                    try:
+                        self._write(LineKind.EVENT, body, data.get("timestamp"))
+                    except RecursionError:
+                        raise
+                    except Exception as exc:
+                        self._record_loss(record, exc)
+                        self.handleError(record)
+                    return
         if self._sinks and is_ignored(record.name):
             return  # botocore's own logging must not feed the sender
         try:
@@ -375,18 +407,20 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         assert chain is not None
         assert fd is not None
         line, line_hash = chain.seal(kind, body, ts or format_timestamp(time.time()))
+        size = len(line)
         try:
             written = os.write(fd, line)
-            while written < len(line):  # only on errors such as a full disk
+            while written < size:  # only on errors such as a full disk
                 written += os.write(fd, line[written:])
         except OSError:
             self._abandon_file()
             raise
         chain.next_seq += 1  # the line is written: only now does the chain advance
         chain.prev_hash = line_hash
-        for sink in self._sinks:  # the same bytes, after the file has them
-            sink.submit(line, chain.next_seq - 1, int(time.time() * 1000))
-        self._size += len(line)
+        if self._sinks:
+            for sink in self._sinks:  # the same bytes, after the file has them
+                sink.submit(line, chain.next_seq - 1, int(time.time() * 1000))
+        self._size += size
         self._lines += 1
         if self._fsync_every:
             self._unsynced += 1
