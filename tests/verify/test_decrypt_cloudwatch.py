@@ -135,20 +135,21 @@ class TestDecryptCloudWatch:
 
 
 
+@pytest.fixture
+def logs(monkeypatch):
+    """moto in process: a logs client with the group /app/audit."""
+    for name, value in (("AWS_ACCESS_KEY_ID", "testing"), ("AWS_SECRET_ACCESS_KEY", "testing"),
+                        ("AWS_DEFAULT_REGION", REGION)):
+        monkeypatch.setenv(name, value)
+    monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
+    with mock_aws():
+        client = boto3.client("logs", region_name=REGION)
+        client.create_log_group(logGroupName="/app/audit")
+        yield client
+
+
 class TestVirtualFileNames:
     """Each window of each log is its own virtual file, whatever the streams are called."""
-
-    @pytest.fixture
-    def logs(self, monkeypatch):
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"),
-                            ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", REGION)):
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            client = boto3.client("logs", region_name=REGION)
-            client.create_log_group(logGroupName="/app/audit")
-            yield client
 
     @staticmethod
     def ship(client, ring, stream, users, tmp_path):
@@ -227,18 +228,6 @@ class TestCommandLine:
 
 class TestNewerVersionLines:
     """Lines in an unknown format version are placed where they claim to belong."""
-
-    @pytest.fixture
-    def logs(self, monkeypatch):
-        for name, value in (("AWS_ACCESS_KEY_ID", "testing"),
-                            ("AWS_SECRET_ACCESS_KEY", "testing"),
-                            ("AWS_DEFAULT_REGION", REGION)):
-            monkeypatch.setenv(name, value)
-        monkeypatch.delenv("AWS_ENDPOINT_URL", raising=False)
-        with mock_aws():
-            client = boto3.client("logs", region_name=REGION)
-            client.create_log_group(logGroupName="/app/audit")
-            yield client
 
     def test_an_appended_line_in_an_unknown_version_is_tampering(self, logs, tmp_path):
         """Write access only: a line 'from a newer release' after a log's end is no release's."""
