@@ -192,6 +192,7 @@ class TestEndToEnd:
         assert int(line.split()[1]) < 5_000  # most records still in the queue
         proc.send_signal(signal.SIGTERM)
         assert 143 == proc.wait(60)
+        proc.stdout.close()
         assert 5_002 == events_in(server, group)
         assert 0 == verify(server, group, keyring_path, capsys)
 

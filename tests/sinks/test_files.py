@@ -210,6 +210,7 @@ class TestRestart:
         assert b"ready" in proc.stdout.readline()
         proc.send_signal(signal.SIGKILL)
         proc.wait(timeout=30)
+        proc.stdout.close()
         crashed = verify_paths([tmp_path / "logs"], ring)
         assert crashed.exit_code == 3, crashed.findings
         assert any(f.verdict in (Verdict.UNSEALED, Verdict.INCOMPLETE_TAIL)
