@@ -129,8 +129,8 @@ class TestHonestVerdicts:
         (tmp_path / "logs" / "unrelated.jsonl").write_bytes(b"")
         assert 1 == verify_paths([tmp_path / "logs"], ring).exit_code
 
-    def test_an_emptied_log_file_is_never_verified(self, make, tmp_path):
-        """A file truncated to nothing is at least incomplete (exit 3), never exit 0."""
+    def test_an_empty_file_beside_a_log_is_never_verified(self, make, tmp_path):
+        """An empty file next to a complete log (a crash while creating it) is exit 3, never 0."""
         ring = Keyring.generate()
         logger, handler = make(ring)
         logger.info("a", extra={"audit": dict(EVENT)})
