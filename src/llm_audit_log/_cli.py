@@ -177,8 +177,9 @@ def _decrypt(args: argparse.Namespace) -> int:
     source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
         ring = load_keyring(source)
+        # Without --auditor-key, decrypt_* fall back to the keyring's own auditor key.
         auditor: AuditorKey | None = (load_auditor_key(args.auditor_key)
-                                      if args.auditor_key else ring.auditor_key)
+                                      if args.auditor_key else None)
     except KeyringError as exc:
         print(f"llm-audit decrypt: cannot verify: {exc}", file=sys.stderr)
         return EXIT_CANNOT_VERIFY

@@ -91,6 +91,10 @@ class EncryptionInfo:
     wrap: Mapping[str, Any]
 
 
+class UnknownCipherError(ValueError):
+    """A well-formed declaration of a cipher this release does not know: cannot verify."""
+
+
 def parse_encryption_info(header_body: Mapping[str, Any]) -> EncryptionInfo | None:
     """
     The header's ``encryption`` declaration, or None for a file written in clear.
@@ -105,7 +109,7 @@ def parse_encryption_info(header_body: Mapping[str, Any]) -> EncryptionInfo | No
     if not isinstance(enc, dict) or set(enc) != {"alg", "clear", "dk", "wrap"}:
         raise ValueError("encryption declaration is malformed")
     if enc["alg"] != BODY_ALG:
-        raise ValueError("encryption declaration names an unknown cipher")
+        raise UnknownCipherError("encryption declaration names an unknown cipher")
     dk, clear, wrap = enc["dk"], enc["clear"], enc["wrap"]
     if not isinstance(dk, str) or not _DK_ID_RE.match(dk):
         raise ValueError("encryption declaration has no valid data key id")

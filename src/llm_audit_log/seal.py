@@ -58,7 +58,6 @@ class LineKind:
     PRUNE: Final = "prune"  # retention is about to delete the oldest files
     KEY_ROTATION: Final = "key_rotation"  # the next line is signed by a new key
     GAP: Final = "gap"  # a remote sink (CloudWatch) rejected these lines: a delivery gap
-    ALL: Final = frozenset({HEADER, FOOTER, EVENT, RESUME, PRUNE, KEY_ROTATION, GAP})
 
 
 _MAC_SUFFIX_RE: Final = re.compile(rb',"mac":"([0-9a-f]{64})"\}\Z')

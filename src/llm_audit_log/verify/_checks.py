@@ -116,7 +116,11 @@ class _LogWalk(_LogEnds):
         self.find(Verdict.RESUMED, path,
                   f"writer restarted after an unclean stop; {torn} torn byte(s) acknowledged",
                   raw, line.seq)
-        lost = body.get("lost_records")
+        self._report_lost(line, raw, path)
+
+    def _report_lost(self, line: ParsedLine, raw: RawLine, path: str) -> None:
+        """A resume record or a new log's header declaring records the writer could not take."""
+        lost = line.body.get("lost_records")
         if type(lost) is int and lost > 0:
             self.find(Verdict.TRUNCATED, path,
                       f"the writer reports {lost} record(s) it could not write", raw, line.seq)
@@ -171,10 +175,7 @@ class _LogWalk(_LogEnds):
                     fi = line.body.get("file_index")
                     header_index = fi if type(fi) is int else None
                     self.on_header(line, raw, path)
-                    lost = line.body.get("lost_records")
-                    if type(lost) is int and lost > 0:  # records a new log could not take
-                        self.find(Verdict.TRUNCATED, path, f"the writer reports {lost} "
-                                  "record(s) it could not write", raw, line.seq)
+                    self._report_lost(line, raw, path)
                     problem = encryption.on_header(line.body, path)
                     if problem is not None:
                         self.find(problem[0], path, problem[1], raw, line.seq)

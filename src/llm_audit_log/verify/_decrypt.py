@@ -29,15 +29,12 @@ from llm_audit_log.errors import DecryptionError
 from llm_audit_log.keys import AuditorKey, Keyring
 from llm_audit_log.seal import LineKind, MalformedLineError, ParsedLine, parse_line
 from llm_audit_log.verify._anchor import _FileInfo, _iter_source
-from llm_audit_log.verify._reader import RawLine, iter_lines
+from llm_audit_log.verify._reader import RawLine
 from llm_audit_log.verify.verdicts import (
-    EXIT_CANNOT_VERIFY,
-    EXIT_INCOMPLETE,
-    EXIT_OK,
-    EXIT_TAMPERED,
     Report,
     Severity,
     Verdict,
+    exit_code_for,
 )
 
 __all__ = ["DecryptedLine", "Decryption", "Refusal"]
@@ -135,13 +132,7 @@ class Decryption:
     def exit_code(self) -> int:
         """Worst first: 1 tampering or loss, 4 could not verify or decrypt, 3 incomplete, 0 ok."""
         worst = max((s for s in (self.report.worst, self._worst) if s is not None), default=None)
-        if worst is Severity.DAMAGE:
-            return EXIT_TAMPERED
-        if worst is Severity.UNVERIFIABLE or self.report.lines_verified == 0:
-            return EXIT_CANNOT_VERIFY
-        if worst is Severity.INCOMPLETE:
-            return EXIT_INCOMPLETE
-        return EXIT_OK
+        return exit_code_for(worst, self.report.lines_verified)
 
     def _refuse(self, refusal: Refusal) -> Refusal:
         severity = refusal.verdict.severity
@@ -220,9 +211,8 @@ class Decryption:
                 file_key.key.erase()
 
     def _lines(self, name: str) -> Iterator[RawLine]:
-        if self._sources is None:
-            return iter_lines(name)
-        return _iter_source(_FileInfo(name, lines=self._sources.get(name, [])))
+        lines = None if self._sources is None else self._sources.get(name, [])
+        return _iter_source(_FileInfo(name, lines=lines))
 
     def _verified(self, data: bytes, path: str, number: int,
                   log_id: str) -> tuple[ParsedLine | None, Refusal | None]:

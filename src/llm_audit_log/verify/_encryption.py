@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
+from llm_audit_log._encrypted_lines import UnknownCipherError
 from llm_audit_log.encrypt import ENC_FIELD, EncryptionInfo, enc_reference, parse_encryption_info
 from llm_audit_log.verify.verdicts import Verdict
 
@@ -49,9 +50,10 @@ class EncryptionCheck:
         self._header_seen = True
         try:
             info = parse_encryption_info(body)
+        except UnknownCipherError as exc:
+            return Verdict.CANNOT_VERIFY, str(exc)
         except ValueError as exc:
-            verdict = Verdict.CANNOT_VERIFY if "unknown cipher" in str(exc) else Verdict.TAMPERED
-            return verdict, str(exc)
+            return Verdict.TAMPERED, str(exc)
         self._file = info
         if info is None:
             return None

@@ -12,7 +12,7 @@ from dataclasses import asdict, dataclass, field
 from typing import Any
 
 __all__ = ["EXIT_CANNOT_VERIFY", "EXIT_INCOMPLETE", "EXIT_OK", "EXIT_TAMPERED", "EXIT_USAGE",
-           "Finding", "LogSummary", "Report", "Severity", "Verdict"]
+           "Finding", "LogSummary", "Report", "Severity", "Verdict", "exit_code_for"]
 
 EXIT_OK = 0
 EXIT_TAMPERED = 1
@@ -28,6 +28,17 @@ class Severity(enum.IntEnum):
     INCOMPLETE = 1  # crash tail or an unsealed end: exit 3
     UNVERIFIABLE = 2  # something could not be checked: exit 4
     DAMAGE = 3  # tampering or loss: exit 1
+
+
+def exit_code_for(worst: Severity | None, lines_verified: int) -> int:
+    """The exit-code contract, worst first: 1 damage, 4 unverifiable or nothing verified."""
+    if worst is Severity.DAMAGE:
+        return EXIT_TAMPERED
+    if worst is Severity.UNVERIFIABLE or lines_verified == 0:
+        return EXIT_CANNOT_VERIFY
+    if worst is Severity.INCOMPLETE:
+        return EXIT_INCOMPLETE
+    return EXIT_OK
 
 
 class Verdict(str, enum.Enum):
@@ -162,14 +173,7 @@ class Report:
     @property
     def exit_code(self) -> int:
         """0 verified, 1 tampering or loss, 3 only crash/unsealed tail, 4 could not verify."""
-        worst = self.worst
-        if worst is Severity.DAMAGE:
-            return EXIT_TAMPERED
-        if worst is Severity.UNVERIFIABLE or self.lines_verified == 0:
-            return EXIT_CANNOT_VERIFY
-        if worst is Severity.INCOMPLETE:
-            return EXIT_INCOMPLETE
-        return EXIT_OK
+        return exit_code_for(self.worst, self.lines_verified)
 
     @property
     def ok(self) -> bool:
