@@ -110,16 +110,12 @@ def _verify(args: argparse.Namespace) -> int:
     if args.cloudwatch is None and not args.paths:  # usage first: exit 2, not 4
         print("llm-audit verify: give log paths, or --cloudwatch GROUP", file=sys.stderr)
         return EXIT_USAGE
-    stray = _cloudwatch_only_options(args) if args.cloudwatch is None else []
-    if stray:
-        print(f"llm-audit verify: {', '.join(stray)} need --cloudwatch GROUP", file=sys.stderr)
+    if _stray_cloudwatch_options("verify", args):
         return EXIT_USAGE
-    source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
-        ring = load_keyring(source)
+        ring = load_keyring(args.keyring or DEFAULT_KEYRING_SOURCE)
     except KeyringError as exc:
-        print(f"llm-audit verify: cannot verify: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_VERIFY
+        return _keyring_failed("verify", exc)
     if args.cloudwatch is not None:
         return _verify_cloudwatch(args, ring)
     total = 0
@@ -132,8 +128,7 @@ def _verify(args: argparse.Namespace) -> int:
     try:
         report = verify_paths(args.paths, ring, progress=progress)
     except VerificationError as exc:
-        print(f"llm-audit verify: {exc}", file=sys.stderr)
-        return EXIT_USAGE
+        return _verification_failed("verify", exc)
     finally:
         if progress is not None:
             progress.close()
@@ -151,18 +146,34 @@ def _verify_cloudwatch(args: argparse.Namespace, ring: Keyring) -> int:
                                    region=args.region, endpoint_url=args.endpoint_url,
                                    profile=args.profile)
     except VerificationError as exc:
-        print(f"llm-audit verify: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_VERIFY if isinstance(exc, SourceUnreadableError) else EXIT_USAGE
+        return _verification_failed("verify", exc)
     print(render_json(report) if args.json else render_text(report))
     return report.exit_code
 
 
-def _cloudwatch_only_options(args: argparse.Namespace) -> list[str]:
-    """The --cloudwatch companions given without --cloudwatch (a usage error, not ignored)."""
+def _stray_cloudwatch_options(command: str, args: argparse.Namespace) -> bool:
+    """Say so (and return True) if --cloudwatch companions came without --cloudwatch."""
+    if args.cloudwatch is not None:
+        return False
     given = {"--stream": args.stream, "--region": args.region,
              "--endpoint-url": args.endpoint_url, "--profile": args.profile,
              "--against": getattr(args, "against", None)}
-    return [name for name, value in given.items() if value is not None]
+    stray = [name for name, value in given.items() if value is not None]
+    if stray:
+        print(f"llm-audit {command}: {', '.join(stray)} need --cloudwatch GROUP",
+              file=sys.stderr)
+    return bool(stray)
+
+
+def _keyring_failed(command: str, exc: KeyringError) -> int:
+    print(f"llm-audit {command}: cannot verify: {exc}", file=sys.stderr)
+    return EXIT_CANNOT_VERIFY
+
+
+def _verification_failed(command: str, exc: VerificationError) -> int:
+    """Unreadable logs were not checked (4); a missing path or bad usage is 2."""
+    print(f"llm-audit {command}: {exc}", file=sys.stderr)
+    return EXIT_CANNOT_VERIFY if isinstance(exc, SourceUnreadableError) else EXIT_USAGE
 
 
 def _decrypt(args: argparse.Namespace) -> int:
@@ -170,19 +181,15 @@ def _decrypt(args: argparse.Namespace) -> int:
         print("llm-audit decrypt: give log paths, or --cloudwatch GROUP (not both)",
               file=sys.stderr)
         return EXIT_USAGE
-    stray = _cloudwatch_only_options(args) if args.cloudwatch is None else []
-    if stray:
-        print(f"llm-audit decrypt: {', '.join(stray)} need --cloudwatch GROUP", file=sys.stderr)
+    if _stray_cloudwatch_options("decrypt", args):
         return EXIT_USAGE
-    source = args.keyring or DEFAULT_KEYRING_SOURCE
     try:
-        ring = load_keyring(source)
+        ring = load_keyring(args.keyring or DEFAULT_KEYRING_SOURCE)
         # Without --auditor-key, decrypt_* fall back to the keyring's own auditor key.
         auditor: AuditorKey | None = (load_auditor_key(args.auditor_key)
                                       if args.auditor_key else None)
     except KeyringError as exc:
-        print(f"llm-audit decrypt: cannot verify: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_VERIFY
+        return _keyring_failed("decrypt", exc)
     kms = kms_client_factory(args.kms_region, args.kms_endpoint_url)
     try:
         if args.cloudwatch is not None:
@@ -192,8 +199,7 @@ def _decrypt(args: argparse.Namespace) -> int:
         else:
             run = decrypt_paths(args.paths, ring, auditor_key=auditor, kms_client_factory=kms)
     except VerificationError as exc:
-        print(f"llm-audit decrypt: {exc}", file=sys.stderr)
-        return EXIT_CANNOT_VERIFY if isinstance(exc, SourceUnreadableError) else EXIT_USAGE
+        return _verification_failed("decrypt", exc)
     out = sys.stdout.buffer
     try:
         for item in run:
