@@ -107,8 +107,7 @@ class Chain:
 
     __slots__ = ("_mac", "_middle", "kid", "log_id", "next_seq", "prev_hash")
 
-    _HEAD: Final = f'{{"alg":"{MAC_ALG}","body":'
-    _head: Final = _HEAD.encode()
+    _head: Final = f'{{"alg":"{MAC_ALG}","body":'.encode()
     _END: Final = f'","v":{FORMAT_VERSION}'
 
     def __init__(self, *, log_id: str, next_seq: int, prev_hash: str, kid: str,
@@ -136,13 +135,11 @@ class Chain:
         Returns (line with newline, its hash): the bytes :func:`seal_line` gives, with the
         constant envelope parts precomputed.
         """
-        if isinstance(body, bytes):
-            signed = b"%s%s%s" % (self._head, body, (
-                f'{self._middle}{self.prev_hash}","seq":{self.next_seq},"t":"{kind}",'
-                f'"ts":"{ts}{self._END}').encode())
-        else:
-            signed = (f'{self._HEAD}{body}{self._middle}{self.prev_hash}",'
-                      f'"seq":{self.next_seq},"t":"{kind}","ts":"{ts}{self._END}').encode()
+        if not isinstance(body, bytes):
+            body = body.encode()
+        signed = b"%s%s%s" % (self._head, body, (
+            f'{self._middle}{self.prev_hash}","seq":{self.next_seq},"t":"{kind}",'
+            f'"ts":"{ts}{self._END}').encode())
         digest = hashlib.sha256(signed).digest()
         return b'%s,"mac":"%s"}\n' % (signed, self._mac(digest).encode("ascii")), digest.hex()
 

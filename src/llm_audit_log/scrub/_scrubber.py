@@ -180,9 +180,7 @@ class Scrubber(PayloadWalk):
             if len(text) > self._max_chars:
                 return self._truncated(text, counts)
             tl = text.encode("ascii", "replace").translate(TRANSLATION).decode("ascii")
-            if not gate(text, tl) and not self._extra:  # the clean path ends here
-                return text
-            spans = self._detect(text, tl)
+            spans = self._detect(text, tl)  # None: clean (the gate's own checks, once)
             return text if spans is None else self._replace(text, spans, counts)
         except Exception:
             bump(counts, "SCRUB_ERROR")
@@ -202,7 +200,6 @@ class Scrubber(PayloadWalk):
         The checks are :func:`._patterns.gate`'s, one per family, so a clean string
         costs exactly the gate and a dirty one runs only the finders it needs.
         """
-        out: list[Span] = []
         fired = False
         families: list[tuple[Finder, ...]] = []
         if "@" in text:
@@ -229,6 +226,7 @@ class Scrubber(PayloadWalk):
             fired = True
         if not families:
             return None
+        out: list[Span] = []
         for family in families:
             for find in family:
                 find(text, tl, out)

@@ -16,7 +16,6 @@ from typing import Final
 from urllib.parse import unquote
 
 __all__ = [
-    "basic_credentials_ok",
     "card_ok",
     "github_checksum_ok",
     "iban_ok",
@@ -169,15 +168,6 @@ def jwt_ok(token: str) -> bool:
     except (ValueError, binascii.Error):
         return False
     return isinstance(header, dict) and "alg" in header and isinstance(payload, dict)
-
-
-def basic_credentials_ok(value: str) -> bool:
-    """``Basic`` credentials: standard base64 of ``user:password``."""
-    try:
-        raw = base64.b64decode(value, validate=True)
-    except (ValueError, binascii.Error):
-        return False
-    return b":" in raw
 
 
 def sas_signature_ok(value: str) -> bool:

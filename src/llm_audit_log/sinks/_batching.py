@@ -140,11 +140,6 @@ class BatchBuilder:
     def __len__(self) -> int:
         return len(self._events)
 
-    @property
-    def size(self) -> int:
-        """Bytes counted so far (messages plus per-event overhead)."""
-        return self._bytes
-
     def add(self, event: Event) -> bool:
         """Add ``event`` if the batch stays within every limit; False if it would not."""
         size = len(event.message) + EVENT_OVERHEAD

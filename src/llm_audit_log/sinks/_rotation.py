@@ -51,6 +51,7 @@ class RotationMixin:
     _file_index: int
     _path: str
     _size: int
+    _size_limit: int
     _lines: int
     _unsynced: int
     _abandoned: list[dict[str, Any]]
@@ -127,8 +128,7 @@ class RotationMixin:
             return False
         if self._rollover_at is not None and time.time() >= self._rollover_at:
             return True
-        return bool(self.maxBytes) and (
-            self._size + body_len + _ENVELOPE_RESERVE + _FOOTER_RESERVE > self.maxBytes)
+        return self._size + body_len > self._size_limit  # sys.maxsize without maxBytes
 
     def _next_rollover(self, now: float) -> float | None:
         if self.when is None:

@@ -410,8 +410,7 @@ class CloudWatchHandler(logging.Handler):
         now = time.time()
         line, line_hash = chain.seal(kind, body, ts or format_timestamp(now))
         seq = chain.next_seq
-        chain.next_seq += 1
-        chain.prev_hash = line_hash
+        chain.advance(line_hash)
         self._lines += 1
         self.sink.submit(line, seq, int(now * 1000))
 

@@ -270,9 +270,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
                 return
             source: dict[str, Any] | None = None
             try:
-                formatter = self.formatter  # exactly ours: its bytes, one call
-                body = (formatter.format_body(record) if type(formatter) is AuditFormatter
-                        else format_body(self, record))
+                body = format_body(self, record)
             except Exception as exc:
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
@@ -415,8 +413,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         except OSError:
             self._abandon_file()
             raise
-        chain.next_seq += 1  # the line is written: only now does the chain advance
-        chain.prev_hash = line_hash
+        chain.advance(line_hash)  # the line is written: only now does the chain advance
         if self._sinks:
             for sink in self._sinks:  # the same bytes, after the file has them
                 sink.submit(line, chain.next_seq - 1, int(time.time() * 1000))
