@@ -105,6 +105,41 @@ def audit_logger(tmp_path: Path, keyring: llm_audit_log.Keyring) -> Iterator[Aud
             handler.close()
 
 
+
+@pytest.fixture
+def audit_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Any]:
+    """
+    Apply a shipped config (``logging_configs/NAME``) to the ``audit`` logger, as a user would.
+
+    Runs in a fresh working directory with ``LLM_AUDIT_KEYRING`` pointing at the keyring
+    given to ``apply(name, keyring)`` (saved 0600); the ``audit`` logger is restored after.
+    """
+    import json
+    import logging.config
+    from pathlib import Path as _Path
+
+    import yaml
+
+    monkeypatch.chdir(tmp_path)
+    audit = logging.getLogger("audit")
+    saved = (audit.handlers[:], audit.filters[:], audit.level, audit.propagate)
+    configs = _Path(__file__).resolve().parents[1] / "logging_configs"
+
+    def apply(name: str, keyring: llm_audit_log.Keyring) -> logging.Logger:
+        keyring.save(tmp_path / "keyring.json", overwrite=True)
+        monkeypatch.setenv("LLM_AUDIT_KEYRING", str(tmp_path / "keyring.json"))
+        text = (configs / name).read_text()
+        logging.config.dictConfig(yaml.safe_load(text) if name.endswith(".yaml")
+                                  else json.loads(text))
+        return audit
+
+    yield apply
+    for handler in audit.handlers:
+        handler.close()
+    audit.handlers[:], audit.filters[:] = saved[0], saved[1]
+    audit.setLevel(saved[2])
+    audit.propagate = saved[3]
+
 #: The region every AWS test uses.
 AWS_REGION = "us-east-1"
 

@@ -23,25 +23,10 @@ def load(name: str) -> dict:
 
 
 @pytest.fixture
-def configured(tmp_path, monkeypatch):
-    """Apply a shipped config in a fresh working directory; close its handlers afterwards."""
-    monkeypatch.chdir(tmp_path)
+def configured(audit_config, tmp_path):
+    """Apply a shipped config with a full keyring; the audit logger is restored afterwards."""
     ring = Keyring.generate()
-    ring.save(tmp_path / "keyring.json")
-    monkeypatch.setenv("LLM_AUDIT_KEYRING", str(tmp_path / "keyring.json"))
-    audit = logging.getLogger("audit")
-    saved = (audit.handlers[:], audit.filters[:], audit.level, audit.propagate)
-
-    def apply(name: str) -> logging.Logger:
-        logging.config.dictConfig(load(name))
-        return audit
-
-    yield apply, ring, tmp_path
-    for handler in audit.handlers:
-        handler.close()
-    audit.handlers[:], audit.filters[:] = saved[0], saved[1]
-    audit.setLevel(saved[2])
-    audit.propagate = saved[3]
+    return (lambda name: audit_config(name, ring)), ring, tmp_path
 
 
 class TestShippedConfigs:

@@ -28,25 +28,11 @@ def load(name: str) -> dict:
 
 
 @pytest.fixture
-def configured(tmp_path, monkeypatch):
-    """Apply a config in a fresh directory with a host keyring; restore the audit logger after."""
-    monkeypatch.chdir(tmp_path)
+def configured(audit_config, tmp_path):
+    """Apply a config with the host's keyring (auditor public key only); restored after."""
     auditor_ring = Keyring.generate()
-    auditor_ring.without_auditor_key().save(tmp_path / "host.json")
-    monkeypatch.setenv("LLM_AUDIT_KEYRING", str(tmp_path / "host.json"))
-    audit = logging.getLogger("audit")
-    saved = (audit.handlers[:], audit.filters[:], audit.level, audit.propagate)
-
-    def apply(name: str) -> logging.Logger:
-        logging.config.dictConfig(load(name))
-        return audit
-
-    yield apply, auditor_ring, tmp_path
-    for handler in audit.handlers:
-        handler.close()
-    audit.handlers[:], audit.filters[:] = saved[0], saved[1]
-    audit.setLevel(saved[2])
-    audit.propagate = saved[3]
+    host_ring = auditor_ring.without_auditor_key()
+    return (lambda name: audit_config(name, host_ring)), auditor_ring, tmp_path
 
 
 def log_demo(logger: logging.Logger) -> None:
