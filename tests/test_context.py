@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import os
+import re
 import uuid
 
 from llm_audit_log.context import format_timestamp, new_event_id, stamp
@@ -28,6 +29,10 @@ class TestStamp:
         first = stamp(1_790_000_000.123456)[1]
         second = stamp(1_790_000_000.124456)[1]
         assert (uuid.UUID(second).int >> 80) - (uuid.UUID(first).int >> 80) == 1
+
+    def test_timestamp_is_utc_iso_8601_with_microseconds(self):
+        assert "2026-09-21T18:13:20.123456Z" == stamp(1_790_014_400.123456)[0][:27]
+        assert re.fullmatch(r"\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z", stamp(0.5)[0])
 
     def test_timestamp_agrees_with_format_timestamp_across_seconds(self):
         for created in (1_790_000_000.999999, 1_790_000_001.0, 1_790_000_001.000001,

@@ -179,6 +179,28 @@ class TestRejected:
         assert ["payload larger than 1024 bytes"] == [p["reason"] for p in
                                                       state(rec).body["problems"]]
 
+    @pytest.mark.parametrize(("option", "over", "within"), [
+        ("max_depth", 3, 2), ("max_items", 11, 10)])
+    def test_depth_and_item_bounds_hold_at_the_edge(self, ring, option, over, within):
+        """Within the bound the payload is accepted; one step past it, rejected (the payload
+        itself is depth 1)."""
+        bounded = AuditFilter(keyring=ring, **{option: 3 if option == "max_depth" else 10})
+
+        def metadata(size: int) -> object:
+            if option == "max_items":
+                return {f"k{i}": i for i in range(size)}
+            value: object = 1
+            for _ in range(size):
+                value = {"n": value}
+            return value
+
+        accepted, rejected = (record({"audit": dict(GOOD, metadata=metadata(n))})
+                              for n in (within, over))
+        bounded.filter(accepted)
+        bounded.filter(rejected)
+        assert state(accepted).accepted
+        assert not state(rejected).accepted
+
     @pytest.mark.parametrize("name", ["timestamp", "event_id", "environment", "message",
                                       "levelname", "msg"])
     def test_provenance_and_logrecord_names_cannot_be_set(self, audit_filter, name):

@@ -26,6 +26,7 @@ from llm_audit_log.sinks._batching import (
     split_line,
 )
 from llm_audit_log.sinks._delivery import cloudwatch_retention
+from llm_audit_log.sinks._sender import IGNORED_LOGGERS
 from llm_audit_log.sinks.cloudwatch import CloudWatchHandler, CloudWatchSink
 from llm_audit_log.verify import verify_cloudwatch
 
@@ -281,8 +282,9 @@ class TestHandler:
         root = logging.getLogger()
         root.addHandler(handler)
         try:
-            logging.getLogger("botocore.endpoint").warning("noise")
-            logging.getLogger("urllib3.connectionpool").warning("noise")
+            for name in IGNORED_LOGGERS:  # every library the sender itself logs through
+                logging.getLogger(name).warning("noise")
+                logging.getLogger(f"{name}.child").warning("noise")
             assert 0 == handler.counters["submitted"]
             logger.info("login", extra={"audit": payload()})
             assert handler.flush(10)
