@@ -7,6 +7,7 @@ import logging
 import os
 import secrets
 import stat
+import threading
 import time
 from typing import Any
 
@@ -229,6 +230,40 @@ class TestDurability:
         second.close()
         assert 50 == sum(len(b) for b in up.batches)
         assert [] == list((tmp_path / "spill").glob("*.spill"))
+
+    def test_queue_full_blocks_up_to_block_timeout_then_spills(self, aws, tmp_path):
+        """on_full='block' (the default): the caller waits up to block_timeout, then spills."""
+        rec = Recorder()
+        slow = rec()
+        real_put = slow.put_log_events
+
+        sending = threading.Event()
+
+        def put_slowly(**kw: Any) -> Any:
+            if not sending.is_set():
+                sending.set()
+                time.sleep(0.5)  # a slow first put: the sender is busy, the queue fills
+            return real_put(**kw)
+
+        slow.put_log_events = put_slowly
+        sink = CloudWatchSink("g", client_factory=lambda: slow, create_group=True,
+                              queue_size=10, block_timeout=0.2, spill_dir=tmp_path / "spill",
+                              send_interval=0.05)
+        for seq in range(5):
+            sink.submit(line_of(100, seq), seq, NOW + seq)
+        assert sending.wait(10)  # the first batch is on its way (0.5 s)
+        waits = []
+        for seq in range(5, 60):
+            started = time.monotonic()
+            sink.submit(line_of(100, seq), seq, NOW + seq)
+            waits.append(time.monotonic() - started)
+        assert max(waits) >= 0.15  # some callers waited for room ...
+        assert max(waits) < 2.0  # ... but never much past block_timeout
+        assert sink.counters["spilled"] > 0  # then the line went to the spill
+        assert sink.flush(20)
+        sink.close()
+        assert 0 == sink.counters["dropped"]
+        assert 60 == sum(len(b) for b in rec.batches)
 
     def test_queue_full_spills_instead_of_dropping(self, aws, tmp_path):
         """on_full='spill': past queue_size, lines go to the spill; nothing is dropped."""
