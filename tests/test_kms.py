@@ -9,12 +9,14 @@ import os
 import secrets
 import subprocess
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+from botocore.exceptions import ClientError
 from moto import mock_aws
 from moto.server import ThreadedMotoServer
 
@@ -27,6 +29,7 @@ from llm_audit_log.encrypt import (
     unwrap_data_key,
 )
 from llm_audit_log.errors import DataKeyError, DecryptionError
+from llm_audit_log.sinks import _rotation
 from llm_audit_log.verify import DecryptedLine, decrypt_paths
 
 ALIAS = "alias/llm-audit-log"
@@ -168,6 +171,67 @@ class TestKmsHandler:
         assert 6 == len(refused)
         assert 4 == run.exit_code
 
+    def test_kms_outage_at_rotation_keeps_writing_then_rotates(self, kms_key, tmp_path,
+                                                               monkeypatch, capsys):
+        """
+        KMS refuses the next file's data key: records go on in the current file (past its
+        size limit, said once on stderr), rotation is retried after the hold, nothing is
+        lost, and the log verifies and decrypts whole.
+        """
+        monkeypatch.setattr(_rotation, "_KEY_RETRY_SECONDS", 0.5)
+        outage = {"on": False, "refused": 0}
+
+        def refuse(**_: Any) -> None:
+            if outage["on"]:
+                outage["refused"] += 1
+                raise ClientError({"Error": {"Code": "KMSInternalException",
+                                             "Message": "injected outage"}}, "GenerateDataKey")
+
+        def client() -> Any:
+            kms = boto3.client("kms", region_name=REGION)
+            kms.meta.events.register("before-call.kms.GenerateDataKey", refuse)
+            return kms
+
+        ring = Keyring.generate().without_auditor_key()
+        logs = tmp_path / "logs"
+        handler = AuditFileHandler(logs / "audit.jsonl", keyring=ring, maxBytes=4096,
+                                   encrypt="kms", kms_key_id=ALIAS, kms_client_factory=client)
+        logger = logging.getLogger(f"kms.outage.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+
+        def log(first: int, count: int) -> None:
+            for number in range(first, first + count):
+                logger.info("event", extra={"audit": {
+                    "event_type": "auth.login", "user_id": f"u-{number}",
+                    "status": "success"}})
+
+        outage["on"] = True
+        log(0, 40)  # about four files' worth, all in the first file
+        outage_files = sorted(logs.glob("*.jsonl"))
+        outage_stderr = capsys.readouterr().err
+        outage["on"] = False
+        log(40, 2)  # still inside the hold: no KMS call, same file
+        held_files = sorted(logs.glob("*.jsonl"))
+        time.sleep(0.6)
+        log(42, 20)
+        handler.close()
+        logger.removeHandler(handler)
+
+        assert 1 == len(outage_files) and outage_files == held_files
+        assert outage_files[0].stat().st_size > 4096
+        assert 1 == outage["refused"]  # one try per hold, not one per record
+        assert 1 == outage_stderr.count("cannot start the next file")
+        assert "KMSInternalException" in outage_stderr
+        assert 2 <= len(list(logs.glob("*.jsonl")))
+        report = verify_paths([logs], ring)
+        assert 0 == report.exit_code, report.findings
+        run = decrypt_paths([logs], ring, kms_client_factory=kms_client_factory(REGION))
+        users = [json.loads(i.body)["user_id"] for i in run
+                 if isinstance(i, DecryptedLine) and i.encrypted]
+        assert [f"u-{n}" for n in range(62)] == users
+        assert 0 == run.exit_code
 
 class TestKmsOverHttp:
     def test_end_to_end_through_moto_server(self, aws_env, tmp_path):
