@@ -8,7 +8,8 @@ encrypted:  our full pipeline with encrypt="auditor": AES-256-GCM body (fresh no
 
 All three get the same llm.completion payload through ``logger.info(..., extra=...)`` and
 rotate at the same size; rounds alternate (in rotating order) so all see the same machine
-state, and the best round of each is reported. Afterwards the encrypted log of the last round is verified
+state, and the best round of each is reported, with the median of the per-round
+encrypted/baseline ratios ("meets" needs both at 1.0 or above). Afterwards the encrypted log of the last round is verified
 (signing key only) and decrypted (auditor key), and both are reported in records/s.
 Usage: python benchmarks/bench_encrypted.py [--records N] [--rounds R]
 """
@@ -19,6 +20,7 @@ import argparse
 import logging
 import logging.handlers
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -112,8 +114,9 @@ def main() -> int:
         print(f"  baseline   RotatingFileHandler + JsonFormatter : {b:10,.0f} records/s")
         print(f"  plain      our pipeline, no encryption         : {p:10,.0f} records/s")
         print(f"  encrypted  our pipeline, encrypt='auditor'     : {e:10,.0f} records/s")
-        print(f"  ratio encrypted/baseline: {e / b:.2f}x  "
-              f"({'meets' if e >= b else 'misses'} target >= 1.0)")
+        median = statistics.median(x / y for x, y in zip(enc, base, strict=True))
+        print(f"  ratio encrypted/baseline: {e / b:.2f}x, median round {median:.2f}x  "
+              f"({'meets' if min(e / b, median) >= 1.0 else 'misses'} target >= 1.0)")
         print(f"  encryption adds {1e6 / e - 1e6 / p:+.2f} us per record "
               f"(plain {1e6 / p:.2f} us, encrypted {1e6 / e:.2f} us)")
         print("  bytes per record on disk: " + ", ".join(
