@@ -125,6 +125,6 @@ class ScrubFilter(logging.Filter):
         scrubber = self._scrubber
         scrub_record_text(record, scrubber, counts)
         for key in [k for k in attrs if k not in LOGRECORD_ATTRS and k[:1] != "_"]:
-            attrs[key] = scrubber.scrub_value(attrs[key], counts)
+            attrs[key] = scrubber.scrub_field(key, attrs[key], counts)
         attrs[_DONE_ATTR] = True
         return True

@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import random
 import time
 
+import corpus
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -99,6 +101,28 @@ class TestScrubText:
         assert "ghp_" not in out
         assert "AAAA" not in out
 
+    @pytest.mark.parametrize("kind", [k for k in corpus.PLANTED_KINDS if k != "IP_ADDRESS"])
+    def test_a_cap_inside_a_secret_leaves_no_part_of_it(self, kind):
+        """
+        Wherever the cap falls in a planted value, in compact JSON with no whitespace near
+        it, no 8 characters of the value survive (15 of 16 card digits, or a token's head,
+        would give the whole value back).
+        """
+        cap = 3000
+        small = Scrubber(digest=digest, max_chars=cap)
+        rng = random.Random(kind)
+        rows = ",".join(f'[{n},"ok"]' for n in range(1000))
+        for _ in range(4):
+            snippet, secret, _keep = corpus._planted(kind, rng)
+            for inside in sorted({1, len(secret) // 2, len(secret) - 1}):
+                lead = cap - (snippet.index(secret) + inside) - 2
+                text = rows[:lead] + ',"' + snippet + '"]' + rows[:200]
+                out = small.scrub_text(text, {})
+                assert "[TRUNCATED:" in out
+                leaked = [secret[i:i + 8] for i in range(len(secret) - 7)
+                          if secret[i:i + 8] in out]
+                assert [] == leaked, (kind, inside, out[-120:])
+
     def test_secret_after_the_cap_is_gone(self):
         """Text beyond the cap never reaches the output, scanned or not."""
         small = Scrubber(digest=digest, max_chars=100)
@@ -160,10 +184,67 @@ class TestScrubValue:
         assert marker("CARD_NUMBER", "4111111111111111") == scrubber.scrub_value(
             {"n": 4111111111111111}, {})["n"]
 
-    def test_other_objects_pass_through(self, scrubber):
-        """Objects the walk does not know are left alone (the filter normalises first)."""
+    def test_card_number_as_whole_float(self, scrubber):
+        """A card number that went through a float (``4111111111111111.0``) is found too."""
+        out = scrubber.scrub_value({"n": 4111111111111111.0, "x": 4111111111111111.5,
+                                    "ms": 1732812345678.0}, {})
+        assert marker("CARD_NUMBER", "4111111111111111") == out["n"]
+        assert (4111111111111111.5, 1732812345678.0) == (out["x"], out["ms"])
+
+    def test_clean_objects_pass_through(self, scrubber):
+        """Objects whose printed forms hold nothing are left as they are."""
         thing = object()
+        blob = b"plain bytes"
+        group = frozenset({"a", "b"})
         assert thing is scrubber.scrub_value(thing, {})
+        assert blob is scrubber.scrub_value(blob, {})
+        assert group is scrubber.scrub_value(group, {})
+
+    def test_objects_are_judged_by_what_a_formatter_would_print(self, scrubber):
+        """Bytes read as text, sets walked, objects through str and repr: findings go."""
+
+        class User:
+            def __init__(self, shown: str, described: str) -> None:
+                self.shown, self.described = shown, described
+
+            def __str__(self) -> str:
+                return self.shown
+
+            def __repr__(self) -> str:
+                return self.described
+
+        counts: dict[str, int] = {}
+        out = scrubber.scrub_value({
+            "blob": b"reply to ops@example.com",
+            "group": {"ops@example.com", "x"},
+            "by_str": User("ops@example.com", "User()"),
+            "by_repr": User("User", "User(ops@example.com)"),
+        }, counts)
+        assert f"reply to {marker('EMAIL', 'ops@example.com')}" == out["blob"]
+        assert {marker("EMAIL", "ops@example.com"), "x"} == out["group"]
+        assert marker("EMAIL", "ops@example.com") == out["by_str"]
+        assert "User" == out["by_repr"]
+        assert "ops@example.com" not in repr(out)
+        assert {"EMAIL": 4} == counts
+
+    def test_an_object_that_cannot_be_printed_fails_closed(self, scrubber):
+        """If ``str`` raises, the value becomes the scrub-error marker."""
+
+        class Broken:
+            def __str__(self) -> str:
+                raise RuntimeError("no")
+
+        counts: dict[str, int] = {}
+        assert SCRUB_ERROR_MARKER == scrubber.scrub_value([Broken()], counts)[0]
+        assert {"SCRUB_ERROR": 1} == counts
+
+    def test_scrub_field_redacts_whole_values_under_credential_names(self, scrubber):
+        """A record's extra named like a credential goes whole, like a payload key does."""
+        counts: dict[str, int] = {}
+        assert marker("SECRET_FIELD", "hunter2") == scrubber.scrub_field("password", "hunter2",
+                                                                         counts)
+        assert "plain" == scrubber.scrub_field("note", "plain", counts)
+        assert {"SECRET_FIELD": 1} == counts
 
     def test_colliding_keys_are_both_kept(self):
         """Two keys scrubbed to one fixed marker do not overwrite each other."""

@@ -48,6 +48,11 @@ _OPT_IN: Final = frozenset({"IP_ADDRESS"})
 _KEY_CACHE_SIZE: Final = 2048
 #: How far back from the cap truncation looks for whitespace, so no token is cut.
 _TRUNCATE_BACKOFF: Final = 256
+#: How far around the cap truncation looks for the start of a word, or for a finding that
+#: crosses the cap (a PEM key or a long JWT fits).
+_TRUNCATE_LOOK: Final = 8192
+#: Characters that end a word (a token, key or number never holds one).
+_SEPARATORS: Final = " \t\n\r\x0b\x0c\"'`,;:|<>(){}[]\\"
 
 
 class Scrubber(PayloadWalk):
@@ -233,17 +238,37 @@ class Scrubber(PayloadWalk):
         return out if out or fired else []
 
     def _truncated(self, text: str, counts: dict[str, int]) -> str:
+        """
+        The first ``max_chars`` characters, scrubbed, and a marker saying how many went.
+
+        The cut never splits a finding, which would leave a part no detector knows (15 of
+        16 card digits, the head of a token): it goes back to whitespace near the cap,
+        else to the start of the word the cap falls in, and then before any finding that
+        a look past the cap shows crossing it.
+        """
         cut = self._max_chars
         floor = cut - min(_TRUNCATE_BACKOFF, cut // 4)
         space = max(text.rfind(" ", floor, cut), text.rfind("\n", floor, cut),
                     text.rfind("\t", floor, cut))
         if space > floor:
             cut = space
+        elif text[cut] not in _SEPARATORS:  # the cap falls inside a word
+            lo = max(0, cut - _TRUNCATE_LOOK)
+            separator = max(text.rfind(char, lo, cut) for char in _SEPARATORS)
+            if separator >= 0:
+                cut = separator + 1
+        start = max(0, cut - _TRUNCATE_LOOK)
+        window = text[start:cut + _TRUNCATE_LOOK]
+        spans = self._detect(window, window.encode("ascii", "replace").translate(
+            TRANSLATION).decode("ascii")) or []
+        for found_start, found_end, _ in sorted(spans, reverse=True):
+            if found_start < cut - start < found_end:
+                cut = start + found_start
         head = text[:cut]
         tl = head.encode("ascii", "replace").translate(TRANSLATION).decode("ascii")
         bump(counts, "TRUNCATED")
-        spans = self._detect(head, tl)
-        scrubbed = head if spans is None else self._replace(head, spans, counts)
+        found = self._detect(head, tl)
+        scrubbed = head if found is None else self._replace(head, found, counts)
         return f"{scrubbed}[TRUNCATED:{len(text) - cut} chars]"
 
     def _replace(self, text: str, spans: list[Span], counts: dict[str, int]) -> str:
@@ -314,6 +339,21 @@ class Scrubber(PayloadWalk):
         except Exception:
             bump(counts, "SCRUB_ERROR")
             return SCRUB_ERROR_MARKER
+
+    def scrub_field(self, key: str, value: Any, counts: dict[str, int]) -> Any:
+        """
+        Scrub a value carried under a name, such as a record's extra attribute.
+
+        Under a credential-like name (``password``, ``api_key``...) the whole value is
+        redacted, as inside payloads; otherwise it is scrubbed like any payload value.
+        """
+        if self._redact_fields and type(key) is str and self.is_secret_key(key):
+            try:
+                return self._redact_whole(value, counts, 0)
+            except Exception:
+                bump(counts, "SCRUB_ERROR")
+                return SCRUB_ERROR_MARKER
+        return self.scrub_value(value, counts)
 
     def values_text_is_clean(self, payload: dict[str, Any], text: bytes) -> bool:
         """

@@ -21,7 +21,7 @@ __all__ = ["MAX_DEPTH", "SCRUB_ERROR_MARKER", "PayloadWalk", "bump"]
 
 #: Nesting deeper than this is redacted as a scrub error rather than walked.
 MAX_DEPTH: Final = 64
-#: Integers this large are checked as card numbers (13+ digits).
+#: Numbers this large are checked as card numbers (13+ digits).
 _CARD_INT: Final = 10**12
 #: Clean key names remembered at most (schemas repeat them; a flood of new ones is not).
 _CLEAN_KEYS: Final = 2048
@@ -71,13 +71,13 @@ class PayloadWalk:
             kind = type(item)
             if kind is str:
                 append(item)
-            elif kind is int:
+            elif kind is int or kind is float:
                 if item >= _CARD_INT or item <= -_CARD_INT:
                     return False
             elif kind is list or kind is tuple or kind is dict:
                 if not self._collect(item, strings, depth + 1):
                     return False
-            elif item is not None and kind is not float and kind is not bool:
+            elif item is not None and kind is not bool:
                 return False
         return True
 
@@ -116,11 +116,56 @@ class PayloadWalk:
         if isinstance(value, list | tuple):
             items = [self._walk(item, counts, depth + 1) for item in value]
             return _rebuilt(value, items)
-        if type(value) is int and (value >= _CARD_INT or value <= -_CARD_INT) and (
-                "CARD_NUMBER" in self._enabled and card_ok(str(abs(value)))):
-            bump(counts, "CARD_NUMBER")
-            return self._render("CARD_NUMBER", str(value))
+        kind = type(value)
+        if kind is int or kind is float:
+            return self._number(value, counts)
+        if value is None or kind is bool:
+            return value
+        return self._foreign(value, counts, depth)
+
+    def _number(self, value: float, counts: dict[str, int]) -> Any:
+        """A card number given as an int, or as a float with nothing after the point."""
+        if (value >= _CARD_INT or value <= -_CARD_INT) and "CARD_NUMBER" in self._enabled \
+                and (type(value) is int or value.is_integer()):
+            digits = str(abs(int(value)))
+            if card_ok(digits):
+                bump(counts, "CARD_NUMBER")
+                return self._render("CARD_NUMBER", digits)
         return value
+
+    def _foreign(self, value: Any, counts: dict[str, int], depth: int) -> Any:
+        """
+        Anything else a record may carry (bytes, sets, objects): what a formatter would print.
+
+        Sets are walked like lists. Bytes are read as text, and other objects through
+        ``str`` and ``repr``; if either form holds a finding, the value becomes its scrubbed
+        text, so no handler can render the original. Clean values are left as they are;
+        a value that cannot be printed becomes the scrub-error marker.
+        """
+        try:
+            return self._printed(value, counts, depth)
+        except Exception:
+            bump(counts, "SCRUB_ERROR")
+            return SCRUB_ERROR_MARKER
+
+    def _printed(self, value: Any, counts: dict[str, int], depth: int) -> Any:
+        if isinstance(value, set | frozenset):
+            items = [self._walk(item, counts, depth + 1) for item in value]
+            if all(new is old for new, old in zip(items, value, strict=True)):
+                return value
+            return type(value)(_hashable(item) for item in items)
+        if isinstance(value, bytes | bytearray | memoryview):
+            text = bytes(value).decode("utf-8", "replace")
+            clean = self.scrub_text(text, counts)
+            return value if clean is text else clean
+        shown = str(value)
+        clean = self.scrub_text(shown, counts)
+        if clean is not shown:
+            return clean
+        described = repr(value)
+        if self.scrub_text(described, counts) is described:
+            return value
+        return shown  # the repr holds a finding that the str does not: keep the str
 
     def _walk_dict(self, value: dict[Any, Any], counts: dict[str, int], depth: int, *,
                    secret: bool) -> dict[Any, Any]:
@@ -157,6 +202,10 @@ class PayloadWalk:
             return value
         bump(counts, "SECRET_FIELD")
         return self._render("SECRET_FIELD", text)
+
+
+def _hashable(item: Any) -> Any:
+    return tuple(item) if isinstance(item, list) else item
 
 
 def _rebuilt(original: list[Any] | tuple[Any, ...], items: list[Any]) -> Any:
