@@ -29,11 +29,14 @@ from llm_audit_log._payload import FOREIGN_ATTRS, LOGRECORD_ATTRS, Limits, norma
 from llm_audit_log.context import format_timestamp, new_event_id, stamp
 from llm_audit_log.errors import AuditPayloadError
 from llm_audit_log.schema import EventSchemaRegistry
-from llm_audit_log.scrub import Scrubber
+from llm_audit_log.scrub import SCRUB_ERROR_MARKER, Scrubber
+from llm_audit_log.scrub._walk import bump
 from llm_audit_log.scrub_filter import scrub_record_text
 
 __all__ = ["GeneralPathMixin"]
 
+#: Attributes of a fresh LogRecord plus a nested payload; more means extras beside it.
+NESTED_RECORD_SIZE: Final = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) + 1
 _NO_PAYLOAD: Final = "no audit payload (extra={'audit': {...}} or flat extras with event_type)"
 
 _TypeInfo = tuple[frozenset[str], tuple[tuple[str, str], ...], Callable[[dict[str, Any]], bool]]
@@ -69,6 +72,7 @@ class GeneralPathMixin:
         except Exception as exc:  # fail visible, never break the caller
             problem = [("", f"internal error while processing ({type(exc).__name__})")]
             try:
+                self._clear_rejected(record, {})
                 state = AuditState(self.rejected_body(record, problem), accepted=False)
             except Exception:  # the record itself is broken (e.g. its attributes replaced)
                 state = AuditState({"event_type": REJECTED_EVENT_TYPE, "status": "failure",
@@ -105,6 +109,8 @@ class GeneralPathMixin:
             payload["scrubbed"] = counts
         if nested:
             record.__dict__[self.payload_attr] = payload
+            if len(record.__dict__) > NESTED_RECORD_SIZE:
+                self._scrub_side_extras(record)
         elif counts or raw_text:
             self._replace_on_record(record, payload, scrubbed=bool(counts))
         return AuditState(payload, accepted=True)
@@ -181,19 +187,46 @@ class GeneralPathMixin:
             summary = "; ".join(f"{f or '/'}: {r}" for f, r in problems)
             raise AuditPayloadError(f"audit payload rejected: {summary}", tuple(problems))
         counts = {} if counts is None else counts
-        if self._scrubber is not None:
-            scrub_record_text(record, self._scrubber, counts)
+        self._clear_rejected(record, counts)
         body = self.rejected_body(record, problems, event_type)
         if counts:
             body["scrubbed"] = counts
+        return AuditState(body, accepted=False)
+
+    def _clear_rejected(self, record: logging.LogRecord, counts: dict[str, int]) -> None:
+        """
+        Leave nothing raw on a rejected record, for any handler: text scrubbed, extras None.
+
+        If scrubbing itself fails, the message, traceback and stack text go entirely.
+        """
+        if self._scrubber is not None:
+            try:
+                scrub_record_text(record, self._scrubber, counts)
+            except Exception:
+                record.msg, record.args = SCRUB_ERROR_MARKER, None
+                record.exc_info = record.exc_text = record.stack_info = None
+                bump(counts, "SCRUB_ERROR")
         attrs = record.__dict__
-        if self.payload_attr in attrs:
-            attrs[self.payload_attr] = None
         for key in [k for k in attrs
                     if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"]:
-            if key != self.payload_attr:
-                attrs[key] = None
-        return AuditState(body, accepted=False)
+            attrs[key] = None
+
+    def _scrub_side_extras(self, record: logging.LogRecord) -> None:
+        """
+        Extras given beside a nested payload: not audited, but other handlers print them.
+
+        They are scrubbed on the record (whole values under credential-like names), and
+        counted nowhere: the audit body does not hold them.
+        """
+        scrubber = self._scrubber
+        if scrubber is None:
+            return
+        attrs = record.__dict__
+        counts: dict[str, int] = {}
+        for key in [k for k in attrs
+                    if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"
+                    and k != self.payload_attr]:
+            attrs[key] = scrubber.scrub_field(key, attrs[key], counts)
 
     def rejected_body(self, record: logging.LogRecord, problems: list[tuple[str, str]],
                       event_type: object = None) -> dict[str, Any]:

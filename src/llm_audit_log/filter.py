@@ -34,7 +34,7 @@ from llm_audit_log._audit_state import (
     _created,
 )
 from llm_audit_log._audit_state import STATE_ATTR as STATE_ATTR  # noqa: PLC0414 - re-export
-from llm_audit_log._general_path import GeneralPathMixin, _TypeInfo
+from llm_audit_log._general_path import NESTED_RECORD_SIZE, GeneralPathMixin, _TypeInfo
 from llm_audit_log._payload import (
     FOREIGN_ATTRS,
     LOGRECORD_ATTRS,
@@ -248,6 +248,8 @@ class AuditFilter(GeneralPathMixin, logging.Filter):
             payload["scrubbed"] = counts
         if nested:
             attrs[self.payload_attr] = payload
+            if len(attrs) > NESTED_RECORD_SIZE:
+                self._scrub_side_extras(record)
         elif counts or raw_text:
             self._replace_on_record(record, payload, scrubbed=bool(counts))
         return AuditState(payload, accepted=True)

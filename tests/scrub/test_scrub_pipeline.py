@@ -9,6 +9,7 @@ import io
 import json
 import logging
 from collections import Counter
+from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 import corpus
@@ -111,6 +112,56 @@ class TestNothingLeaks:
         assert first["message"] == second["message"]
 
 
+class TestOtherHandlersOfTheAuditLogger:
+    def test_extras_beside_the_payload_are_scrubbed_for_them(self, audit_log):
+        """A console handler beside ours prints extras our body leaves out: scrubbed."""
+        logger, _handler, _ring, directory = audit_log
+        stream = io.StringIO()
+        console = logging.StreamHandler(stream)
+        console.setFormatter(JsonFormatter())
+        logger.addHandler(console)
+        base = {"event_type": "auth.login", "user_id": "u-1", "status": "success"}
+        try:
+            for item in PLANTED:
+                logger.info("signed in", extra={"audit": dict(base), "password": item.secret,
+                                                "note": item.text, "tags": [item.text]})
+        finally:
+            logger.removeHandler(console)
+        output = stream.getvalue() + raw_bytes(directory).decode()
+        assert [] == [p.kind for p in PLANTED if p.secret in output]
+        assert len(PLANTED) == len(bodies(directory))
+        assert all(b["event_type"] == "auth.login" for b in bodies(directory))
+
+    def test_an_internal_error_leaves_a_scrubbed_rejected_record(self, audit_log):
+        """A payload that breaks the filter still gives a rejected record with nothing raw."""
+
+        class Broken(Mapping[str, object]):
+            def __getitem__(self, key: str) -> object:
+                raise KeyError(key)
+
+            def __iter__(self) -> Iterator[str]:
+                return iter(["event_type"])
+
+            def __len__(self) -> int:
+                return 1
+
+        logger, _handler, _ring, directory = audit_log
+        stream = io.StringIO()
+        console = logging.StreamHandler(stream)
+        console.setFormatter(JsonFormatter())
+        logger.addHandler(console)
+        try:
+            for item in PLANTED:
+                logger.info("user said %s", item.text, extra={"audit": Broken(),
+                                                              "note": item.text})
+        finally:
+            logger.removeHandler(console)
+        output = stream.getvalue() + raw_bytes(directory).decode()
+        assert [] == [p.kind for p in PLANTED if p.secret in output]
+        reasons = {b["problems"][0]["reason"] for b in bodies(directory)}
+        assert {"internal error while processing (KeyError)"} == reasons
+
+
 class TestHardNegatives:
     def test_hard_negatives_survive_byte_for_byte(self, audit_log):
         """UUIDs, hashes, model names, timestamps, versions...: untouched; 0 false positives."""
@@ -155,6 +206,48 @@ class TestScrubFilterAlone:
         output = stream.getvalue()
         assert [] == [p.kind for p in PLANTED if p.secret in output]
         assert "[REDACTED:" in output
+
+    def test_extras_of_every_shape_reach_other_handlers_scrubbed(self):
+        """
+        Extras named like credentials go whole; bytes, sets, objects and whole floats are
+        judged by what a formatter prints (here ``%r`` and ``%s``, which show them raw).
+        """
+        ring = Keyring.generate()
+        stream = io.StringIO()
+        handler = logging.StreamHandler(stream)
+        handler.setFormatter(logging.Formatter(
+            "%(message)s %(password)s %(api_key)r %(blob)r %(group)r %(obj)s %(amount)r"))
+        logger = logging.getLogger("app.scrubfilter.shapes")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        scrub = ScrubFilter(keyring=ring)
+        logger.addFilter(scrub)
+        logger.addHandler(handler)
+
+        class Shown:
+            def __init__(self, text: str) -> None:
+                self.text = text
+
+            def __str__(self) -> str:
+                return f"Shown({self.text})"
+
+        card = next(p for p in PLANTED if p.kind == "CARD_NUMBER" and " " not in p.secret
+                    and "-" not in p.secret).secret
+        try:
+            for item in PLANTED:
+                logger.info("login", extra={
+                    "password": item.secret, "api_key": [item.secret],
+                    "blob": item.text.encode(), "group": {item.text}, "obj": Shown(item.text),
+                    "amount": float(card)})
+        finally:
+            logger.removeHandler(handler)
+            logger.removeFilter(scrub)
+        output = stream.getvalue()
+        assert [] == [p.kind for p in PLANTED if p.secret in output]
+        assert card not in output
+        amount = output.splitlines()[0].rsplit(" ", 1)[1]  # the float card, %r of its marker
+        assert amount.startswith("'[REDACTED:CARD_NUMBER:")
+        assert len(PLANTED) <= output.count(amount)
 
     def test_options_from_dictconfig_shape(self):
         """Options are plain values: disable a detector, allowlist a value, custom pattern."""
