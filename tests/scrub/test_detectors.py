@@ -196,3 +196,44 @@ class TestValidators:
     def test_formats(self, default_scrubber, text):
         """Spaced, dashed, grouped and compact forms are all found."""
         assert "[REDACTED:" in default_scrubber.scrub_text(text, {})
+
+
+class TestShapesSeenInTheWild:
+    """Shapes an adversarial fuzz found leaking: each value must go, its context stay."""
+
+    @pytest.mark.parametrize(("text", "value", "kind"), [
+        # A token glued to non-ASCII text (the boundary is ASCII-only).
+        ("密钥{stripe}", "{stripe}", "STRIPE_KEY"),
+        ("clé{stripe}", "{stripe}", "STRIPE_KEY"),
+        ("令牌Bearer 9f8e7d6c5b4a39281706", "9f8e7d6c5b4a39281706", "AUTH_HEADER"),
+        # Numbers in URL paths.
+        ("GET /v1/cards/4111111111111111/charge 402", "4111111111111111", "CARD_NUMBER"),
+        ("GET /api/people/123-45-6789/records", "123-45-6789", "US_SSN"),
+        # Credentials inside a JSON string that is itself JSON (an API gateway body).
+        ('event {"body": "{\\"user\\": \\"a\\", \\"password\\": \\"Pw9xQ2mZ7\\"}"}',
+         "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ('{"headers": "{\\"Authorization\\": \\"Basic dXNlcjpQdzl4UTJtWjc=\\"}"}',
+         "dXNlcjpQdzl4UTJtWjc=", "AUTH_HEADER"),
+        # A JSON value holding an escaped quote, and values aligned with spaces.
+        ('login {"password": "ab\\"XYZsecret"}', 'ab\\"XYZsecret', "SECRET_FIELD"),
+        ("password =        Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # A URL-encoded e-mail, a phone with an extension, an e-mail before a dash.
+        ("GET /users?email=alice.smith%40example.com&x=1", "alice.smith%40example.com",
+         "EMAIL"),
+        ("call (415) 555-0132x123", "(415) 555-0132", "PHONE"),
+        ("notify ops@example.com- now", "ops@example.com", "EMAIL"),
+    ])
+    def test_found(self, default_scrubber, text, value, kind):
+        stripe = "sk" + "_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
+        text, value = text.replace("{stripe}", stripe), value.replace("{stripe}", stripe)
+        out = default_scrubber.scrub_text(text, {})
+        assert value not in out
+        assert {kind} == {m.group(1) for m in MARKER.finditer(out)}
+        assert text.replace(value, "") == MARKER.sub("", out)
+
+    @pytest.mark.parametrize("text", [
+        "pi 3.1415926535897932", "build 2024.06.26-4111", "mail local%40part", "ratio 31033/21465 tokens",
+        "see /srv/data/2024-06-26/report-0001.json", "x123 and 0x1234567890ab",
+    ])
+    def test_still_left_alone(self, default_scrubber, text):
+        assert text == default_scrubber.scrub_text(text, {})

@@ -80,7 +80,7 @@ def _stripe(text: str, tl: str, out: list[Span]) -> None:
         while index > 0:
             start = index - 1
             match = p.STRIPE_KEY.match(text, start)
-            if match is not None and (start == 0 or not text[start - 1].isalnum()):
+            if match is not None and (start == 0 or not _ascii_word(text[start - 1])):
                 out.append((start, match.end(), "STRIPE_KEY"))
             index = tl.find(literal, index + 1)
 
@@ -144,16 +144,22 @@ def _url_password_in(text: str, index: int, authority: str, out: list[Span]) -> 
 
 
 def _email(text: str, _tl: str, out: list[Span]) -> None:
-    at = text.find("@")
-    while at != -1:
-        local = p.EMAIL_LOCAL_REVERSED.match(text[max(0, at - 65):at][::-1])
-        domain = p.EMAIL_DOMAIN.match(text, at + 1) if local is not None else None
-        if local is not None and domain is not None:
-            # A local part longer than 64 characters is cut to its last 64: fail closed.
-            start = at - local.end()
-            if not _in_url_userinfo(text, start):
-                out.append((start, domain.end(), "EMAIL"))
-        at = text.find("@", at + 1)
+    for sign in ("@", "%40"):  # %40: URL-encoded, as in a logged query string
+        at = text.find(sign)
+        while at != -1:
+            local = p.EMAIL_LOCAL_REVERSED.match(text[max(0, at - 65):at][::-1])
+            domain = p.EMAIL_DOMAIN.match(text, at + len(sign)) if local is not None else None
+            if local is not None and domain is not None:
+                # A local part longer than 64 characters is cut to its last 64: fail closed.
+                start = at - local.end()
+                if not _in_url_userinfo(text, start):
+                    out.append((start, domain.end(), "EMAIL"))
+            at = text.find(sign, at + 1)
+
+
+def _ascii_word(char: str) -> bool:
+    """A letter, digit or ``_`` of ASCII: a token glued to ``clé`` or ``密钥`` still counts."""
+    return char.isascii() and (char.isalnum() or char == "_")
 
 
 def _in_url_userinfo(text: str, start: int) -> bool:
@@ -172,7 +178,7 @@ def _bearer(text: str, tl: str, out: list[Span]) -> None:
     index = tl.find("bearer")
     while index != -1:
         match = p.BEARER.match(text, index)
-        if match is not None and (index == 0 or not text[index - 1].isalnum()):
+        if match is not None and (index == 0 or not _ascii_word(text[index - 1])):
             token = match.group(1)
             if any(c.isdigit() for c in token) and len(token) >= 12:
                 out.append((match.start(1), match.end(1), "AUTH_HEADER"))

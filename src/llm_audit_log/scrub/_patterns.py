@@ -54,7 +54,8 @@ _PREFIX_TAILS: Final = ("ghp", "gho", "ghu", "ghs", "ghr", "github:pat", "k:live
 def _separator_pattern() -> str:
     tails = (*KEY_TAILS, "sig")
     alternatives = []
-    for separator, names in ((":", (*tails, *_PREFIX_TAILS)), (" :", tails)):
+    # ``\ :`` is ``\":`` translated: a key inside a JSON string that is itself JSON.
+    for separator, names in ((":", (*tails, *_PREFIX_TAILS)), (" :", tails), ("\\ :", tails)):
         last = re.escape("".join(sorted({name[-1] for name in names})))
         by_width: dict[int, list[str]] = {}
         for name in names:
@@ -88,15 +89,15 @@ def gate(
     """
     Cheap over-approximation: False means no built-in detector can fire on *text*.
 
-    Each check is a necessary condition of one or more detectors: ``@`` (email, URL
-    credentials), ``J`` (JWT ``eyJ``, OpenAI's ``T3BlbkFJ``), ``+`` (E.164 phones), the
+    Each check is a necessary condition of one or more detectors: ``@`` or ``%40`` (email,
+    URL credentials), ``J`` (JWT ``eyJ``, OpenAI's ``T3BlbkFJ``), ``+`` (E.164 phones), the
     literal prefixes of keys and tokens, digit runs, ``bearer``, and key names or token
     prefixes before a separator. The search functions are bound as defaults: locals are
     the fastest lookup. A regex call costs ~0.1 us, an ``in`` ~0.05-0.15 us, a one
     character ``in`` ~0.015 us, so rare single characters guard the rest.
     """
     return (
-        "@" in text or "J" in text or "+" in text
+        "@" in text or "J" in text or "+" in text or "%40" in text
         or "-----BEGIN" in text or "hooks.slack.com" in text
         or ("A" in text and _capital_a(text) is not None)
         or ("x" in text and _slack(text) is not None)
@@ -136,11 +137,12 @@ URL_SCHEME_REVERSED: Final = re.compile(r"[A-Za-z0-9+.-]{0,30}[A-Za-z]")
 BEARER: Final = re.compile(r"bearer[ \t]{1,4}([\w~+/.-]{8,4096}=*)", re.ASCII | re.IGNORECASE)
 EMAIL_LOCAL_REVERSED: Final = re.compile(r"[A-Za-z0-9._%+-]{1,64}")
 EMAIL_DOMAIN: Final = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9-])")
+    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9])")
 
 #: A run of digits and phone/card separators, not inside a word or a hex id.
 NUMERIC: Final = re.compile(
-    r"(?<![A-Za-z0-9_+./])(?<![0-9A-Fa-f]{4}-)\+?\(?[0-9][0-9 ().-]{0,46}(?<=[0-9])(?!\w)",
+    r"(?<![A-Za-z0-9_+.])(?<![0-9A-Fa-f]{4}-)\+?\(?[0-9][0-9 ().-]{0,46}(?<=[0-9])"
+    r"(?!(?!x[0-9])\w)",  # a phone's extension (x123) may follow
     re.ASCII)
 DIGIT_GROUP: Final = re.compile(r"[0-9]+")
 #: After a candidate: the digit run goes on, so the length cap cut it.
@@ -152,16 +154,17 @@ IBAN: Final = re.compile(
 KEY_REVERSED: Final = re.compile(r"[ \t]{0,3}(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
 #: Separator and value after a key name.
 KEY_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}[:=][ \t]{0,3}(?:
-        \\?"(?P<dq>[^"\\\r\n]{1,4096})\\?"
-      | '(?P<sq>[^'\\\r\n]{1,4096})'
+    r"""\\?["']?[ \t]{0,3}[:=][ \t]{0,16}(?:
+        "(?P<dq>(?:[^"\\\r\n]|\\[^\r\n]){1,4096})"
+      | \\"(?P<dqe>[^"\\\r\n]{1,4096})\\"
+      | '(?P<sq>(?:[^'\\\r\n]|\\[^\r\n]){1,4096})'
       | (?P<bare>[^\s"'\\,;&]{1,4096})
     )""",
     re.VERBOSE,
 )
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}[:=][ \t]{0,3}(?P<q>\\?["'])?
+    r"""\\?["']?[ \t]{0,3}[:=][ \t]{0,16}(?P<q>\\?["'])?
         (?:(?P<scheme>[A-Za-z][\w-]{0,30})[ \t]{1,4})?
         (?P<value>[^\r\n"'\\]{1,4096})""",
     re.VERBOSE | re.ASCII,
