@@ -118,13 +118,7 @@ def _verify(args: argparse.Namespace) -> int:
         return _keyring_failed("verify", exc)
     if args.cloudwatch is not None:
         return _verify_cloudwatch(args, ring)
-    total = 0
-    for p in args.paths:
-        if os.path.isdir(p):
-            total += sum(e.stat().st_size for e in os.scandir(p) if e.is_file())
-        elif os.path.isfile(p):
-            total += os.path.getsize(p)
-    progress = ProgressDisplay(total) if not args.json else None
+    progress = ProgressDisplay(_total_size(args.paths)) if not args.json else None
     try:
         report = verify_paths(args.paths, ring, progress=progress)
     except VerificationError as exc:
@@ -134,6 +128,20 @@ def _verify(args: argparse.Namespace) -> int:
             progress.close()
     print(render_json(report) if args.json else render_text(report))
     return report.exit_code
+
+
+def _total_size(paths: list[str]) -> int:
+    """Bytes to read, for the progress meter; what cannot be listed counts as 0 here."""
+    total = 0
+    for p in paths:
+        try:
+            if os.path.isdir(p):
+                total += sum(e.stat().st_size for e in os.scandir(p) if e.is_file())
+            elif os.path.isfile(p):
+                total += os.path.getsize(p)
+        except OSError:
+            continue  # verify_paths reports it
+    return total
 
 
 def _verify_cloudwatch(args: argparse.Namespace, ring: Keyring) -> int:

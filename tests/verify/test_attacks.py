@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import os
 import secrets
 import shutil
 import subprocess
@@ -26,6 +27,8 @@ import pytest
 import llm_audit_log
 from llm_audit_log import AuditFileHandler, Keyring, Verdict, verify_paths
 from llm_audit_log import context as context_module
+from llm_audit_log._cli import main as cli_main
+from llm_audit_log.errors import SourceUnreadableError
 from llm_audit_log.seal import seal_line
 from llm_audit_log.sinks import files as files_module
 from llm_audit_log.verify import Finding, Report, Severity
@@ -33,7 +36,6 @@ from llm_audit_log.verify._cloudwatch import StreamLines, verify_streams
 
 if TYPE_CHECKING:
     import logging
-    import os
     from collections.abc import Callable
 
     from tests.conftest import AuditLoggerFactory, PayloadFactory
@@ -1129,6 +1131,83 @@ class TestCannotVerify:
         assert {str(first), str(second)} == {f.file for f in report.findings
                                              if f.verdict is Verdict.CANNOT_VERIFY}
         assert 4 == report.exit_code
+
+    def test_an_unreadable_newest_file_is_cannot_verify_not_missing(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring, monkeypatch: pytest.MonkeyPatch) -> None:
+        """A file we may not open is named as unreadable (exit 4): not 'empty', not 'missing'."""
+        files = log_files(write_log(audit_logger(), payload, events=3, files=3))
+        real_open = open
+
+        def guarded(path: Any, *args: Any, **kwargs: Any) -> Any:
+            if str(path) == str(files[-1]):
+                raise PermissionError(13, "Permission denied", str(path))
+            return real_open(path, *args, **kwargs)
+
+        monkeypatch.setattr("builtins.open", guarded)
+        report = verify_paths([files[0].parent], keyring)
+        monkeypatch.undo()
+
+        assert not damage(report)
+        assert 4 == report.exit_code
+        details = {f.file: f.detail for f in found(report, Verdict.CANNOT_VERIFY)}
+        assert "could not be read (Permission denied)" in details[str(files[-1])]
+        assert f"goes on in {files[-1].name}, which could not be read" in details[str(files[-2])]
+        assert not found(report, Verdict.EMPTY_FILE)
+
+    def test_an_unlistable_directory_is_exit_4_without_a_traceback(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring, monkeypatch: pytest.MonkeyPatch,
+            capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+        """Permission denied on the directory: nothing checked, so 4 (the CLI, no traceback)."""
+        directory = write_log(audit_logger(), payload)
+        keyring.save(tmp_path / "ring.json")
+
+        def denied(path: Any) -> Any:
+            raise PermissionError(13, "Permission denied", str(path))
+
+        monkeypatch.setattr("os.scandir", denied)
+        with pytest.raises(SourceUnreadableError, match="Permission denied"):
+            verify_paths([directory], keyring)
+        code = cli_main(["verify", "--keyring", str(tmp_path / "ring.json"), str(directory)])
+        err = capsys.readouterr().err
+
+        assert 4 == code
+        assert "cannot read" in err and "Permission denied" in err
+        assert "Traceback" not in err
+
+    def test_a_huge_stray_file_is_read_bounded_and_not_a_torn_header(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring) -> None:
+        """
+        Beside a log whose restart signed for a torn file, a stray file with no newline and
+        larger than any line: read bounded, and not an audit file (4), not a torn header.
+        """
+        logger = audit_logger()
+        handler = handler_of(logger)
+        log_events(logger, payload, 2)
+        handler.doRollover()
+        handler._abandon_file()  # the process dies while writing the new file's header
+        os.close(handler._lock_fd)
+        handler._lock_fd = None
+        torn = log_files(Path(handler.baseFilename).parent)[-1]
+        torn.write_bytes(torn.read_bytes()[:30])
+        restarted = audit_logger()
+        log_events(restarted, payload, 1)
+        handler_of(restarted).close()
+        directory = torn.parent
+        assert 0 == verify_paths([directory], keyring).exit_code
+        (directory / "zz-blob.bin").write_bytes(b'{"alg":"' + b"x" * (16 << 20))
+
+        tracemalloc.start()
+        report = verify_paths([directory], keyring)
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+
+        assert 4 == report.exit_code
+        assert ["not an llm-audit-log file (no line in the audit format)"] == [
+            f.detail for f in found(report, Verdict.CANNOT_VERIFY)]
+        assert peak < (6 << 20)
 
     @staticmethod
     def claimed_newer(line: bytes, **changes: Any) -> bytes:

@@ -52,6 +52,10 @@ def verify_paths(
         files = collect_files([os.fspath(p) for p in paths])
     except FileNotFoundError as exc:
         raise VerificationError(f"no such file or directory: {exc.args[0]}") from None
+    except OSError as exc:  # e.g. a directory we may not list: nothing was checked
+        raise SourceUnreadableError(
+            f"cannot read {exc.filename or 'the logs'}: {exc.strerror or type(exc).__name__}"
+        ) from None
     return verify_files(files, ring, progress)
 
 

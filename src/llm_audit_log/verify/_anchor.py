@@ -32,6 +32,8 @@ class _FileInfo:
     #: (log id, file index) its first line claims, when that line is a header in a format
     #: version this verifier cannot read (a newer release's file); unverified.
     newer: tuple[str, int, int | None] | None = None
+    #: Why the file could not be opened or read (nothing of it was checked), else None.
+    unreadable: str | None = None
 
 
 def _iter_source(info: _FileInfo) -> Iterator[RawLine]:
@@ -66,7 +68,8 @@ def _anchor(path: str, keyring: Keyring, lines: list[bytes] | None = None) -> _F
             with open(path, "rb") as fh:
                 fh.seek(0, 2)
                 info.size = fh.tell()
-        except OSError:
+        except OSError as exc:
+            info.unreadable = exc.strerror or type(exc).__name__
             return info
     for raw in _iter_source(info):
         # A file that claims to be a newer release's is read to its end: one line in a

@@ -19,7 +19,7 @@ import os
 from collections.abc import Callable
 
 from llm_audit_log.keys import Keyring
-from llm_audit_log.seal import LineKind, ParsedLine
+from llm_audit_log.seal import MAX_LINE_BYTES, LineKind, ParsedLine
 from llm_audit_log.verify._anchor import _anchor, _FileInfo, _iter_source
 from llm_audit_log.verify._ends import _LogEnds
 from llm_audit_log.verify._reader import RawLine
@@ -251,6 +251,8 @@ class _LogWalk(_LogEnds):
 
 
 _LINE_START = b'{"alg":"'
+#: A file torn while it was created holds at most part of its first line.
+_TORN_FILE_MAX = MAX_LINE_BYTES
 
 
 def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> bool:
@@ -260,6 +262,10 @@ def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> bool:
     Returns True when the file looks like an unfinished rotation (empty, or one torn
     first line), which can explain a log that ends in a rotation footer.
     """
+    if info.unreadable is not None:
+        report.add(Finding(Verdict.CANNOT_VERIFY, info.path,
+                           f"could not be read ({info.unreadable}); nothing in it was checked"))
+        return False
     if info.size == 0:
         report.add(Finding(Verdict.EMPTY_FILE, info.path, "empty file"))
         return True
@@ -269,8 +275,8 @@ def _unanchored(info: _FileInfo, keyring: Keyring, report: Report) -> bool:
     for raw in _iter_source(info):
         report.lines_checked += 1
         if not raw.terminated:
-            if raw.number == 1 and (raw.data.startswith(_LINE_START)
-                                    or _LINE_START.startswith(raw.data)):
+            if raw.number == 1 and raw.data and not raw.oversized and (
+                    raw.data.startswith(_LINE_START) or _LINE_START.startswith(raw.data)):
                 report.add(Finding(Verdict.INCOMPLETE_TAIL, info.path,
                                    "the file holds only a partial first line (a crash while "
                                    "it was created)", raw.offset, raw.number))
@@ -333,6 +339,7 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
             done += info.size
             continue
         logs.setdefault(info.anchor.log_id, []).append(info)
+    unreadable = frozenset(os.path.basename(i.path) for i in infos if i.unreadable is not None)
     acknowledged: set[tuple[object, object, object]] = set()
     for log_id, members in sorted(logs.items()):
         members.sort(key=lambda i: (i.anchor.seq if i.anchor else -1, i.path))
@@ -341,7 +348,8 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
             walk.walk_file(info, advance(info.size))
             done += info.size
         walk.finish(stray_files=frozenset(os.path.basename(p) for p in stray),
-                    newer_files=frozenset(newer.get(log_id, ())))
+                    newer_files=frozenset(newer.get(log_id, ())),
+                    unreadable_files=unreadable)
         walk.summary.encrypted = walk.encryption.encrypted_events
         report.logs.append(walk.summary)
         acknowledged |= walk.abandoned
@@ -356,8 +364,10 @@ def _excuse_abandoned(report: Report, stray: set[str],
     for path in stray:
         try:
             with open(path, "rb") as fh:
-                data = fh.read()
+                data = fh.read(_TORN_FILE_MAX + 1)  # torn first lines are short: bounded read
         except OSError:
+            continue
+        if len(data) > _TORN_FILE_MAX:
             continue
         key = (os.path.basename(path), len(data), hashlib.sha256(data).hexdigest())
         if not data or key not in acknowledged:

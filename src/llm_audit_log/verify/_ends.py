@@ -30,12 +30,15 @@ class _LogEnds(_ChainWalk):
 
     # -- the two ends ------------------------------------------------------------------------
     def finish(self, stray_files: frozenset[str],
-               newer_files: frozenset[tuple[int, int | None, str]] = frozenset()) -> None:
+               newer_files: frozenset[tuple[int, int | None, str]] = frozenset(),
+               unreadable_files: frozenset[str] = frozenset()) -> None:
         """
         Check the log's beginning (genesis or accounted prune) and its end.
 
         ``newer_files``: indexes of this log's files in a format version this verifier
         cannot read; a log that was rotated into one goes on there (cannot verify, not lost).
+        ``unreadable_files``: names of files that could not be read; a log rotated into one
+        of them goes on there too (cannot verify, not lost).
         """
         # A newer release's file placed at or before what this verifier read of the log:
         # versions only go up, so the claim is false (a forged file, not a newer format).
@@ -112,6 +115,11 @@ class _LogEnds(_ChainWalk):
                     f"the log goes on in {os.path.basename(newer_paths[next_index])} (file "
                     f"{next_index}), in a format version this verifier cannot read; if that "
                     "file is not genuine, the newest file(s) were deleted"))
+            elif end.footer.body.get("next_file") in unreadable_files:
+                self.report.add(Finding(
+                    Verdict.CANNOT_VERIFY, end.path,
+                    f"the log goes on in {end.footer.body['next_file']}, which could not be "
+                    "read"))
             elif end.footer.body.get("next_file") in stray_files:
                 self.report.add(Finding(Verdict.INCOMPLETE_TAIL, end.path,
                                         "rotation did not finish (crash while opening the next "

@@ -62,6 +62,7 @@ def collect_files(paths: list[str]) -> list[str]:
 
     Raises:
         FileNotFoundError: a path does not exist.
+        OSError: a directory cannot be listed (permission denied, for example).
 
     """
     files: list[str] = []
