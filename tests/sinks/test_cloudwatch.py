@@ -9,6 +9,7 @@ import secrets
 import stat
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import boto3
@@ -414,6 +415,38 @@ class TestMirror:
         assert 1 == report.exit_code
 
 
+    def test_a_log_cut_back_to_a_clean_close_is_caught_by_the_stream(self, aws, keyring,
+                                                                    tmp_path, payload):
+        """
+        Every file of the second run deleted: the files alone end in a signed close and
+        verify (nothing on the host can tell); the CloudWatch copy reports what is missing.
+        """
+        logs = tmp_path / "logs"
+        first_run: list[Path] = []
+        for run in range(2):
+            first_run = first_run or sorted(logs.glob("audit-*.jsonl"))
+            handler = AuditFileHandler(logs / "audit.jsonl", keyring=keyring, cloudwatch={
+                "log_group": "mirror", "create_group": True, "region": REGION})
+            logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
+            logger.propagate = False
+            logger.setLevel(logging.INFO)
+            logger.addHandler(handler)
+            for _ in range(10):
+                logger.info("login", extra={"audit": payload(user_id=f"u-run{run}")})
+            handler.close()
+        for path in sorted(logs.glob("audit-*.jsonl")):
+            if path not in first_run:
+                path.unlink()
+
+        alone = verify_paths([logs], keyring)
+        crossed = verify_cloudwatch("mirror", None, keyring, client=aws, against=[logs])
+
+        assert 0 == alone.exit_code and alone.logs[0].closed  # the documented limit
+        assert any(f.verdict is Verdict.GAP and "missing from the local files" in f.detail
+                   for f in crossed.findings)
+        assert 1 == crossed.exit_code
+
+
 class TestStreamAttacks:
     def _stream(self, cw_logger, payload, n=10):
         logger = cw_logger()
@@ -475,7 +508,6 @@ class TestShippedConfigs:
     def test_config_loads_and_ships(self, aws, tmp_path, monkeypatch, name, payload):
         """The shipped configs load through dictConfig; files and stream both verify."""
         import logging.config
-        from pathlib import Path
 
         import yaml
 
