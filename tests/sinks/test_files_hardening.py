@@ -10,10 +10,12 @@ import logging
 import os
 import time
 from pathlib import Path
+from typing import ClassVar
 
 import pytest
 
 from llm_audit_log import AuditFileHandler, AuditFilter, Keyring, Verdict, verify_paths
+from llm_audit_log.errors import ConfigurationError
 from llm_audit_log.seal import Chain, parse_line
 from llm_audit_log.sinks import files as files_module
 
@@ -242,6 +244,30 @@ class TestTornFileCreation:
         handler.close()
         (tmp_path / "logs" / "audit-000009.jsonl").write_bytes(b'{"alg":"HS')
         assert 3 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+
+class TestFailedConfiguration:
+    @pytest.mark.parametrize("bad", [{"when": "daily"}, {"maxBytes": -1}, {"fsync": "never"},
+                                     {"encrypt": "rot13"}])
+    def test_a_half_built_handler_closes_quietly(self, tmp_path, bad):
+        """
+        logging keeps a handler whose constructor raised and closes it at the next
+        dictConfig or at exit: that must not raise (it broke every later reconfiguration).
+        """
+
+        class Probe(AuditFileHandler):
+            made: ClassVar[list[AuditFileHandler]] = []
+
+            def __init__(self, *args, **kwargs) -> None:
+                Probe.made.append(self)
+                super().__init__(*args, **kwargs)
+
+        with pytest.raises(ConfigurationError):
+            Probe(tmp_path / "logs" / "audit.jsonl", keyring=Keyring.generate(), **bad)
+        half = Probe.made[0]
+        half.flush()
+        half.close()
+        assert not (tmp_path / "logs").exists()
 
 
 class TestSmallerFindings:

@@ -139,6 +139,12 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         cloudwatch: Mapping[str, Any] | None = None,
     ) -> None:
         super().__init__(level)
+        # What close() and flush() read, set first: logging keeps even a handler whose
+        # configuration fails below, and calls close() on it at the next dictConfig or exit.
+        self._fd: int | None = None
+        self._lock_fd: int | None = None
+        self._sinks: list[Any] = []
+        self._encryption: FileEncryption | None = None
         if not isinstance(maxBytes, int) or maxBytes < 0:
             raise ConfigurationError("maxBytes must be a non-negative integer")
         if maxBytes and maxBytes < 4096:
@@ -163,7 +169,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         self.retention_days = _retention_days(retention)
         self._fsync_every = _fsync_policy(fsync)
         self._keyring = load_keyring(keyring)
-        self._encryption: FileEncryption | None = build_encryption(
+        self._encryption = build_encryption(
             encrypt, self._keyring, kms_key_id=kms_key_id, clear_fields=clear_fields,
             kms_region=kms_region, kms_endpoint_url=kms_endpoint_url,
             kms_client_factory_=kms_client_factory)
@@ -177,8 +183,6 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         self._stem = stem
         self._suffix = suffix or ".jsonl"
         self._log_name = stem
-        self._fd: int | None = None
-        self._lock_fd: int | None = None
         self._chain: Chain | None = None
         self._file_index = 0
         self._path = ""
@@ -190,7 +194,6 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         self._rollover_at: float | None = None
         self._header_seq = 0
         self._header_prev = GENESIS_PREV
-        self._sinks: list[Any] = []
         if cloudwatch is not None:
             from llm_audit_log.sinks import cloudwatch as cw  # noqa: PLC0415 - only when asked
 
