@@ -20,6 +20,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
+from llm_audit_log._private_dirs import make_private_dirs
 from llm_audit_log.errors import AuditLogWarning, KeyringError
 
 KEYRING_FORMAT = "llm-audit-log/keyring"
@@ -65,7 +66,7 @@ def _save_secret(target: Path, text: str, *, overwrite: bool, what: str) -> Path
     """Write ``text`` to ``target`` atomically, mode 0600, refusing to overwrite keys."""
     if target.exists() and not overwrite:
         raise KeyringError(f"{what}: {target} exists (refusing to overwrite keys)")
-    target.parent.mkdir(parents=True, exist_ok=True)
+    make_private_dirs(target.parent)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
     try:

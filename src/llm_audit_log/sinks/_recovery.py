@@ -16,6 +16,7 @@ import os
 import secrets
 from typing import TYPE_CHECKING, Any, Final
 
+from llm_audit_log._private_dirs import make_private_dirs
 from llm_audit_log.errors import AuditLogWarning
 from llm_audit_log.keys import Keyring
 from llm_audit_log.seal import GENESIS_PREV, MAX_LINE_BYTES, Chain, LineKind, ParsedLine
@@ -162,10 +163,7 @@ class RecoveryMixin:
 
     def _open(self) -> None:
         """Start a log, or continue the one in the directory after a restart or crash."""
-        created = not os.path.isdir(self._dir)
-        os.makedirs(self._dir, mode=0o700, exist_ok=True)
-        if created:
-            os.chmod(self._dir, 0o700)
+        make_private_dirs(self._dir)
         self._claim_name()
         files = self._our_files()
         keyring = self._keyring

@@ -23,6 +23,7 @@ import threading
 from dataclasses import dataclass, field
 from typing import IO
 
+from llm_audit_log._private_dirs import make_private_dirs
 from llm_audit_log.sinks._batching import BatchBuilder, Event
 
 __all__ = ["Spill", "SpillBatch"]
@@ -116,9 +117,7 @@ class Spill:
         return f"<Spill {self.directory} pending={self.pending}>"
 
     def _ensure_dir(self) -> None:
-        if not os.path.isdir(self.directory):
-            os.makedirs(self.directory, mode=0o700, exist_ok=True)
-            os.chmod(self.directory, 0o700)
+        make_private_dirs(self.directory)
 
     def adopt_orphans(self) -> int:
         """Take over spill files no live sender holds (oldest first); returns how many."""
