@@ -30,6 +30,7 @@ from llm_audit_log._key_files import (
     _read_key_file,
     _save_secret,
     _unb64,
+    expand_path,
 )
 from llm_audit_log.errors import KeyringError
 
@@ -176,7 +177,9 @@ def load_auditor_key(source: str | os.PathLike[str] | AuditorKey) -> AuditorKey:
         spec = spec.removeprefix("file:")
         if not spec:
             raise KeyringError("auditor key: empty key source")
-        path = Path(spec).expanduser()
+        path = expand_path(spec, f"auditor key file:{spec}")
         spec = f"file:{spec}"
-    text, _ = _read_key_file(path, spec, "auditor key")
+    text, _ = _read_key_file(path, spec, "auditor key", missing_hint=(
+        "it is the private half `llm-audit keygen --auditor-out` wrote when the logs were "
+        "made; a new key cannot decrypt them"))
     return AuditorKey.from_json(text, source=spec)

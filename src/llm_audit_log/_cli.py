@@ -1,4 +1,4 @@
-"""``llm-audit``: keygen, verify, decrypt, demo."""
+"""llm-audit: keygen, verify, decrypt, demo."""
 
 from __future__ import annotations
 
@@ -7,6 +7,7 @@ import os
 import sys
 from collections.abc import Sequence
 
+from llm_audit_log.context import utc_now
 from llm_audit_log.encrypt import kms_client_factory
 from llm_audit_log.errors import KeyringError, SourceUnreadableError, VerificationError
 from llm_audit_log.keys import (
@@ -18,6 +19,7 @@ from llm_audit_log.keys import (
 )
 from llm_audit_log.verify import (
     DecryptedLine,
+    Report,
     decrypt_cloudwatch,
     decrypt_paths,
     verify_cloudwatch,
@@ -37,17 +39,28 @@ def _keygen(args: argparse.Namespace) -> int:
         print("llm-audit keygen: --auditor-out applies to a new keyring or --add-auditor "
               "(--rotate keeps the existing auditor key)", file=sys.stderr)
         return EXIT_USAGE
+    if args.retire_old_after is not None and not args.rotate:
+        print("llm-audit keygen: --retire-old-after applies with --rotate", file=sys.stderr)
+        return EXIT_USAGE
     if args.add_auditor:
         return _add_auditor(args)
     if args.rotate:
         try:
             ring = load_keyring(args.out)
+            new = ring.rotated(retire_old_after=args.retire_old_after)
+            new.save(args.out, overwrite=True)
         except KeyringError as exc:
             print(f"llm-audit keygen: {exc}", file=sys.stderr)
             return EXIT_USAGE
-        new = ring.rotated(retire_old_after=args.retire_old_after)
-        new.save(args.out, overwrite=True)
+        except OSError as exc:
+            return _cannot_write(args.out, exc)
         print(f"rotated {args.out}: active key {new.active_kid} (old keys still verify)")
+        old = new.info(ring.active_kid)
+        retired = old.not_after if old is not None else None
+        if retired is not None and retired < utc_now():
+            print(f"note: {ring.active_kid} is retired as of {retired}, which has passed: "
+                  "lines it signed after that are reported as KEY_INVALID (as after a "
+                  "compromise)")
         return 0
     if args.auditor_out is not None:
         problem = None
@@ -61,8 +74,14 @@ def _keygen(args: argparse.Namespace) -> int:
     code = _save_split(Keyring.generate(), args, overwrite=args.force)
     if code == 0:
         print(f"wrote keyring {args.out} (mode 0600). Point configs at it with "
-              f"LLM_AUDIT_KEYRING={args.out}")
+              f"LLM_AUDIT_KEYRING={os.path.abspath(args.out)}")
     return code
+
+
+def _cannot_write(path: str, exc: OSError) -> int:
+    print(f"llm-audit keygen: cannot write {path}: {exc.strerror or type(exc).__name__}",
+          file=sys.stderr)
+    return EXIT_USAGE
 
 
 def _save_split(ring: Keyring, args: argparse.Namespace, *, overwrite: bool) -> int:
@@ -77,6 +96,8 @@ def _save_split(ring: Keyring, args: argparse.Namespace, *, overwrite: bool) -> 
     except KeyringError as exc:
         print(f"llm-audit keygen: {exc}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as exc:  # a directory in the way, a read-only filesystem...
+        return _cannot_write(exc.filename or args.out, exc)
     if args.auditor_out is not None:
         print(f"wrote the auditor's private key {args.auditor_out} (mode 0600); the keyring "
               f"keeps only its public half. Move it off this host: it decrypts every "
@@ -126,8 +147,16 @@ def _verify(args: argparse.Namespace) -> int:
     finally:
         if progress is not None:
             progress.close()
-    print(render_json(report) if args.json else render_text(report))
+    _print_report(report, as_json=args.json)
     return report.exit_code
+
+
+def _print_report(report: Report, *, as_json: bool) -> None:
+    """Print a report; a reader that went away (``| head``, ``| true``) ends it quietly."""
+    try:
+        print(render_json(report) if as_json else render_text(report), flush=True)
+    except BrokenPipeError:
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
 
 
 def _total_size(paths: list[str]) -> int:
@@ -155,7 +184,7 @@ def _verify_cloudwatch(args: argparse.Namespace, ring: Keyring) -> int:
                                    profile=args.profile)
     except VerificationError as exc:
         return _verification_failed("verify", exc)
-    print(render_json(report) if args.json else render_text(report))
+    _print_report(report, as_json=args.json)
     return report.exit_code
 
 
@@ -168,7 +197,8 @@ def _stray_cloudwatch_options(command: str, args: argparse.Namespace) -> bool:
              "--against": getattr(args, "against", None)}
     stray = [name for name, value in given.items() if value is not None]
     if stray:
-        print(f"llm-audit {command}: {', '.join(stray)} need --cloudwatch GROUP",
+        verb = "needs" if len(stray) == 1 else "need"
+        print(f"llm-audit {command}: {', '.join(stray)} {verb} --cloudwatch GROUP",
               file=sys.stderr)
     return bool(stray)
 
@@ -231,7 +261,16 @@ def _decrypt(args: argparse.Namespace) -> int:
 def _demo(args: argparse.Namespace) -> int:
     from llm_audit_log._demo import run_demo  # noqa: PLC0415 - imports logging config machinery
 
-    keyring, dirs = run_demo(args.config, args.rounds)
+    if args.rounds < 1:
+        print("llm-audit demo: --rounds must be 1 or more", file=sys.stderr)
+        return EXIT_USAGE
+    try:
+        keyring, dirs = run_demo(args.config, args.rounds)
+    except (OSError, ValueError) as exc:  # a missing or malformed --config; bad config values
+        detail = exc.strerror if isinstance(exc, OSError) and exc.strerror else str(exc)
+        print(f"llm-audit demo: cannot use the config {args.config or ''}: {detail}",
+              file=sys.stderr)
+        return EXIT_USAGE
     print(f"logged {args.rounds} round(s) of demo events into {', '.join(dirs)}")
     print(f"$ llm-audit verify --keyring {keyring} {' '.join(dirs)}")
     report = verify_paths(dirs, keyring)
@@ -299,7 +338,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     demo = sub.add_parser("demo", help="log realistic events through the shipped config, "
                                        "then verify them")
-    demo.add_argument("--config", help="dictConfig JSON (default: logging_configs/local.json)")
+    demo.add_argument("--config", help="dictConfig file, JSON or YAML (.yaml/.yml; needs PyYAML) "
+                      "(default: logging_configs/local.json)")
     demo.add_argument("--rounds", type=int, default=1, help="how many times to log the set")
     demo.set_defaults(func=_demo)
     return parser

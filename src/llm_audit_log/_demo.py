@@ -61,6 +61,16 @@ def load_config(path: str | None) -> dict[str, Any]:
     """The shipped ``logging_configs/local.json`` (from the checkout, else the package)."""
     if path is not None:
         text = Path(path).read_text(encoding="utf-8")
+        if path.endswith((".yaml", ".yml")):
+            try:
+                import yaml  # type: ignore[import-untyped,unused-ignore]  # noqa: PLC0415
+            except ImportError:
+                raise ValueError("YAML configs need PyYAML (pip install pyyaml)") from None
+            try:
+                loaded: dict[str, Any] = yaml.safe_load(text)
+            except yaml.YAMLError as exc:
+                raise ValueError(f"not valid YAML ({type(exc).__name__})") from None
+            return loaded
     elif Path("logging_configs/local.json").is_file():
         text = Path("logging_configs/local.json").read_text(encoding="utf-8")
     else:

@@ -63,9 +63,16 @@ def _optional_str(entry: Mapping[str, Any], name: str) -> str | None:
 
 
 def _save_secret(target: Path, text: str, *, overwrite: bool, what: str) -> Path:
-    """Write ``text`` to ``target`` atomically, mode 0600, refusing to overwrite keys."""
+    """
+    Write ``text`` to ``target`` atomically, mode 0600, refusing to overwrite keys.
+
+    Without ``overwrite`` the file appears by a hard link, which fails if the name exists:
+    two writers racing for one name cannot both succeed (an exists-check then a rename
+    would let the second replace the first's keys).
+    """
+    refused = KeyringError(f"{what}: {target} exists (refusing to overwrite keys)")
     if target.exists() and not overwrite:
-        raise KeyringError(f"{what}: {target} exists (refusing to overwrite keys)")
+        raise refused
     make_private_dirs(target.parent)
     tmp = target.with_name(f".{target.name}.{secrets.token_hex(4)}.tmp")
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | os.O_CLOEXEC, 0o600)
@@ -74,10 +81,19 @@ def _save_secret(target: Path, text: str, *, overwrite: bool, what: str) -> Path
             fh.write(text)
             fh.flush()
             os.fsync(fh.fileno())
-        os.replace(tmp, target)
-    except BaseException:
+        if overwrite:
+            os.replace(tmp, target)
+        else:
+            try:
+                os.link(tmp, target)
+            except FileExistsError:
+                raise refused from None
+            except OSError:  # no hard links here (some network or FUSE filesystems)
+                if target.exists():
+                    raise refused from None
+                os.replace(tmp, target)
+    finally:
         tmp.unlink(missing_ok=True)
-        raise
     return target
 
 
@@ -92,24 +108,41 @@ def _path_from_env(var: str, value: str, what: str) -> Path:
         raise KeyringError(
             f"{what} env:{var}: the environment variable holds key material, not a file "
             f"path; use the source env-inline:{var} for that (the value is not shown)")
-    return Path(value).expanduser()
+    return expand_path(value, f"{what} env:{var}")
 
 
-def _read_key_file(path: Path, source: str, what: str) -> tuple[str, os.stat_result]:
+def expand_path(text: str, where: str) -> Path:
+    """``~`` expanded; an unknown user is a KeyringError (the text is not shown)."""
+    try:
+        return Path(text).expanduser()
+    except RuntimeError:
+        raise KeyringError(f"{where}: cannot expand '~' in the path (no such user or "
+                           "home directory)") from None
+
+
+def _read_key_file(path: Path, source: str, what: str, *,
+                   missing_hint: str = "create one with `llm-audit keygen --out PATH`",
+                   ) -> tuple[str, os.stat_result]:
+    """
+    Read a key file (text and stat).
+
+    Errors name the path only for ``file:`` sources: an ``env:`` variable may hold key
+    material by mistake, and its value is never shown.
+    """
+    shown = "the file it names" if source.startswith("env:") else f"file {path}"
     try:
         st = path.stat()
     except FileNotFoundError:
-        raise KeyringError(f"{what} {source}: file {path} does not exist "
-                           "(create one with `llm-audit keygen --out PATH`)") from None
+        raise KeyringError(f"{what} {source}: {shown} does not exist ({missing_hint})") from None
     except OSError as exc:
-        raise KeyringError(f"{what} {source}: cannot read {path}: {exc.strerror}") from None
+        raise KeyringError(f"{what} {source}: cannot read {shown}: {exc.strerror}") from None
     if not stat.S_ISREG(st.st_mode):
-        raise KeyringError(f"{what} {source}: {path} is not a regular file")
+        raise KeyringError(f"{what} {source}: {shown} is not a regular file")
     if st.st_mode & 0o077:
         warnings.warn(f"{what} file {path} is readable by group or others; chmod 600 it",
                       AuditLogWarning, stacklevel=4)
     try:
         return path.read_text(encoding="utf-8"), st
     except (OSError, UnicodeDecodeError):
-        raise KeyringError(f"{what} {source}: cannot read {path}") from None
+        raise KeyringError(f"{what} {source}: cannot read {shown}") from None
 

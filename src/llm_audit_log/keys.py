@@ -23,6 +23,7 @@ and safe key-file reading and writing in ``_key_files``; this module re-exports 
 
 from __future__ import annotations
 
+import datetime as dt
 import hmac
 import json
 import os
@@ -52,6 +53,7 @@ from llm_audit_log._key_files import (
     _read_key_file,
     _save_secret,
     _unb64,
+    expand_path,
 )
 from llm_audit_log.errors import KeyringError
 
@@ -88,6 +90,22 @@ class KeyInfo:
         if self.not_before is not None and timestamp < self.not_before:
             return False
         return not (self.not_after is not None and timestamp > self.not_after)
+
+
+def _retirement_time(text: str) -> str:
+    """
+    ``YYYY-MM-DDTHH:MM:SS[.ffffff]Z`` in the form lines carry, or KeyringError.
+
+    Validity windows are compared as text against line timestamps, so only that form
+    compares right: anything else would silently retire nothing, or the wrong lines.
+    """
+    try:
+        when = dt.datetime.strptime(text, "%Y-%m-%dT%H:%M:%S.%fZ" if "." in text
+                                    else "%Y-%m-%dT%H:%M:%SZ").replace(tzinfo=dt.timezone.utc)
+    except (TypeError, ValueError):
+        raise KeyringError(f"retire_old_after {text!r}: expected a UTC time such as "
+                           "2030-01-31T00:00:00Z") from None
+    return when.strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
 class Keyring:
@@ -262,9 +280,10 @@ class Keyring:
         kid = _new_kid("k")
         keys = {k: (self._infos[k], self._secrets[k]) for k in self._infos}
         if retire_old_after is not None:
+            retire_at = _retirement_time(retire_old_after)
             old = self._infos[self.active_kid]
             keys[old.kid] = (KeyInfo(old.kid, old.alg, old.created, old.not_before,
-                                     retire_old_after), self._secrets[old.kid])
+                                     retire_at), self._secrets[old.kid])
         keys[kid] = (KeyInfo(kid, MAC_ALG, _now_iso(), None, None),
                      secrets.token_bytes(KEY_BYTES))
         return self._copy(keys=keys, active_kid=kid, auditor_key=self._auditor)
@@ -318,6 +337,9 @@ class Keyring:
             if not isinstance(entry, dict) or not isinstance(entry.get("kid"), str):
                 raise KeyringError(f"keyring {source}: every key needs a 'kid'")
             kid = entry["kid"]
+            if not _KID_RE.match(kid):  # checked before any message could show it
+                raise KeyringError(f"keyring {source}: a key id is malformed (not shown; "
+                                   "expected letters, digits, '_' or '-')")
             if kid in keys:
                 raise KeyringError(f"keyring {source}: duplicate key id {kid}")
             info = KeyInfo(kid=kid, alg=str(entry.get("alg", "")),
@@ -390,4 +412,4 @@ def load_keyring(source: str | os.PathLike[str] | Keyring = DEFAULT_KEYRING_SOUR
     spec = spec.removeprefix("file:")
     if not spec:
         raise KeyringError("keyring: empty key source")
-    return _read_keyring_file(Path(spec).expanduser(), f"file:{spec}")
+    return _read_keyring_file(expand_path(spec, f"keyring file:{spec}"), f"file:{spec}")

@@ -211,7 +211,7 @@ class TestCommandLine:
         """Given but not used would be silently ignored: refused instead (exit 2)."""
         code = main([command, str(tmp_path), "--keyring", str(keys["host"]), *option])
         assert 2 == code
-        assert f"{option[0]} need --cloudwatch GROUP" in capsys.readouterr().err
+        assert f"{option[0]} needs --cloudwatch GROUP" in capsys.readouterr().err
 
     @pytest.mark.parametrize("command", ["verify", "decrypt"])
     @pytest.mark.parametrize("option", [["--profile", "no-such-profile"],

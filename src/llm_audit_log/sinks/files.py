@@ -110,6 +110,8 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         kms_client_factory: instead of the two above, a callable returning a KMS client.
         cloudwatch: options of a :class:`~llm_audit_log.sinks.cloudwatch.CloudWatchSink`
             (``log_group`` required) that receives every line written, byte for byte.
+        backupCount: not accepted (files go by ``retention``); given, it fails with a
+            message saying so.
 
     .. versionadded:: 0.2 *encrypt*, *clear_fields*, *kms_key_id*, *kms_region*,
        *kms_endpoint_url*, *kms_client_factory*
@@ -137,6 +139,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         kms_endpoint_url: str | None = None,
         kms_client_factory: Callable[[], Any] | None = None,
         cloudwatch: Mapping[str, Any] | None = None,
+        backupCount: int | None = None,  # the stdlib spelling: refused, with what to use
     ) -> None:
         super().__init__(level)
         # What close() and flush() read, set first: logging keeps even a handler whose
@@ -145,6 +148,14 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         self._lock_fd: int | None = None
         self._sinks: list[Any] = []
         self._encryption: FileEncryption | None = None
+        if backupCount is not None:
+            raise ConfigurationError(
+                "backupCount: audit files are never deleted by count; use retention (days, "
+                "or a retention class such as '1_year'), which signs what it deletes")
+        if os.fspath(filename).endswith(("/", os.sep)) or os.path.isdir(filename):
+            raise ConfigurationError(
+                f"filename {os.fspath(filename)!r} names a directory; give a file name in it "
+                "(e.g. audit-logs/audit.jsonl: files are audit-000001.jsonl and so on)")
         if not isinstance(maxBytes, int) or maxBytes < 0:
             raise ConfigurationError("maxBytes must be a non-negative integer")
         if maxBytes and maxBytes < 4096:

@@ -22,7 +22,13 @@ from collections.abc import Callable, Sequence
 from typing import Any
 
 from llm_audit_log.errors import SourceUnreadableError, VerificationError
-from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, AuditorKey, Keyring, load_keyring
+from llm_audit_log.keys import (
+    DEFAULT_KEYRING_SOURCE,
+    AuditorKey,
+    Keyring,
+    load_auditor_key,
+    load_keyring,
+)
 from llm_audit_log.verify._checks import verify_files
 from llm_audit_log.verify._decrypt import DecryptedLine, Decryption, Refusal
 from llm_audit_log.verify._reader import collect_files
@@ -56,7 +62,12 @@ def verify_paths(
         raise SourceUnreadableError(
             f"cannot read {exc.filename or 'the logs'}: {exc.strerror or type(exc).__name__}"
         ) from None
-    return verify_files(files, ring, progress)
+    report = verify_files(files, ring, progress)
+    if not files:
+        for path in paths:
+            report.add(Finding(Verdict.CANNOT_VERIFY, os.fspath(path),
+                               "no log files here (hidden files are not read)"))
+    return report
 
 
 def verify_cloudwatch(
@@ -107,7 +118,7 @@ def decrypt_paths(
     paths: Sequence[str | os.PathLike[str]],
     keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
     *,
-    auditor_key: AuditorKey | None = None,
+    auditor_key: str | os.PathLike[str] | AuditorKey | None = None,
     kms_client_factory: Callable[[], Any] | None = None,
 ) -> Decryption:
     """
@@ -120,7 +131,9 @@ def decrypt_paths(
         paths: log files and directories, in any order and under any names.
         keyring: the signing keys (to verify); if it still holds the auditor's private key,
             that key is used when ``auditor_key`` is not given.
-        auditor_key: the auditor's private key, for files wrapped for an auditor.
+        auditor_key: the auditor's private key, for files wrapped for an auditor: a key, or
+            a source as for ``llm-audit decrypt --auditor-key`` (``env:VAR``,
+            ``env-inline:VAR``, ``file:PATH`` or a path).
         kms_client_factory: returns a boto3 KMS client, for files wrapped by KMS.
 
     Raises:
@@ -131,9 +144,9 @@ def decrypt_paths(
 
     """
     ring = load_keyring(keyring)
+    auditor = _auditor_key(auditor_key) or ring.auditor_key
     report = verify_paths(paths, ring)
-    return Decryption(report, ring, auditor_key=auditor_key or ring.auditor_key,
-                      kms_client_factory=kms_client_factory)
+    return Decryption(report, ring, auditor_key=auditor, kms_client_factory=kms_client_factory)
 
 
 def decrypt_cloudwatch(
@@ -141,7 +154,7 @@ def decrypt_cloudwatch(
     streams: Sequence[str] | None = None,
     keyring: str | Keyring = DEFAULT_KEYRING_SOURCE,
     *,
-    auditor_key: AuditorKey | None = None,
+    auditor_key: str | os.PathLike[str] | AuditorKey | None = None,
     kms_client_factory: Callable[[], Any] | None = None,
     client: Any = None,
     region: str | None = None,
@@ -163,11 +176,18 @@ def decrypt_cloudwatch(
     from llm_audit_log.verify import _cloudwatch  # noqa: PLC0415 - boto3 only when asked
 
     ring = load_keyring(keyring)
+    auditor = _auditor_key(auditor_key) or ring.auditor_key
     read = _read_group(log_group, streams, client, region, endpoint_url, profile)
     sources = _cloudwatch.stream_sources(read)
     report = _cloudwatch.verify_streams(read, ring, sources)
-    return Decryption(report, ring, auditor_key=auditor_key or ring.auditor_key,
+    return Decryption(report, ring, auditor_key=auditor,
                       kms_client_factory=kms_client_factory, sources=dict(sources))
+
+
+def _auditor_key(source: str | os.PathLike[str] | AuditorKey | None) -> AuditorKey | None:
+    if source is None or isinstance(source, AuditorKey):
+        return source
+    return load_auditor_key(source)
 
 
 def _read_group(log_group: str, streams: Sequence[str] | None, client: Any,
@@ -182,6 +202,9 @@ def _read_group(log_group: str, streams: Sequence[str] | None, client: Any,
             session = boto3.session.Session(profile_name=profile)
             client = session.client("logs", region_name=region, endpoint_url=endpoint_url)
         return _cloudwatch.read_streams(client, log_group, streams)
+    except _cloudwatch.StreamNotFoundError as exc:
+        raise SourceUnreadableError(
+            f"CloudWatch group {log_group!r} has no stream {exc.args[0]!r}") from None
     except Exception as exc:
         detail = getattr(exc, "response", {}).get("Error", {}).get("Code") or type(exc).__name__
         raise SourceUnreadableError(f"cannot read CloudWatch group {log_group!r}: {detail}") \

@@ -117,7 +117,35 @@ def read_stream(client: Any, group: str, stream: str) -> StreamLines:
 def read_streams(client: Any, group: str, streams: Sequence[str] | None) -> list[StreamLines]:
     """Read the named streams (default: every stream of the group)."""
     names = list(streams) if streams else list_streams(client, group)
-    return [read_stream(client, group, name) for name in names]
+    read = []
+    for name in names:
+        try:
+            read.append(read_stream(client, group, name))
+        except Exception as exc:
+            if _not_found(exc) and _group_exists(client, group):
+                raise StreamNotFoundError(name) from None  # the stream is missing, not the group
+            raise
+    return read
+
+
+def _not_found(exc: Exception) -> bool:
+    return bool(getattr(exc, "response", {}).get("Error", {}).get("Code")
+                == "ResourceNotFoundException")
+
+
+def _group_exists(client: Any, group: str) -> bool:
+    """Whether ``group`` exists (the service says "not found" for a group or a stream alike)."""
+    try:
+        client.describe_log_streams(logGroupName=group, limit=1)
+    except Exception as exc:
+        if _not_found(exc):
+            return False
+        raise
+    return True
+
+
+class StreamNotFoundError(LookupError):
+    """A stream named with ``--stream`` is not in the group."""
 
 
 def stream_sources(streams: list[StreamLines]) -> list[tuple[str, list[bytes]]]:

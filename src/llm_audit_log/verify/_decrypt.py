@@ -9,6 +9,7 @@ never the line's content.
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any
@@ -72,7 +73,9 @@ class DecryptedLine:
 
         ``{"body":{...},"encrypted":B,"file":F,"kid":K,"kind":T,"line":N,"log":L,"seq":S,"ts":TS}``
         """
-        rest = orjson.dumps({"encrypted": self.encrypted, "file": self.file, "kid": self.kid,
+        # A path that is not valid UTF-8 (surrogate escapes) is shown with backslash escapes.
+        shown = os.fsencode(self.file).decode("utf-8", "backslashreplace")
+        rest = orjson.dumps({"encrypted": self.encrypted, "file": shown, "kid": self.kid,
                              "kind": self.kind, "line": self.line, "log": self.log_id,
                              "seq": self.seq, "ts": self.ts}, option=orjson.OPT_SORT_KEYS)
         return '{"body":' + self.body.decode("utf-8") + "," + rest[1:].decode("utf-8")
