@@ -45,7 +45,43 @@ class TestKeygen:
         assert before["active_kid"] != after["active_kid"]
 
 
+    def test_keygen_cannot_write_is_a_message_not_a_traceback(self, tmp_path):
+        """A file where a directory should be: exit 2, said plainly."""
+        (tmp_path / "afile").write_text("x")
+        result = cli("keygen", "--out", "afile/k.json", cwd=tmp_path)
+        assert 2 == result.returncode
+        assert "cannot write" in result.stderr and "Traceback" not in result.stderr
+
+    def test_retire_old_after_is_checked(self, tmp_path):
+        """Not a UTC time, or without --rotate: exit 2; a past time is accepted with a note."""
+        cli("keygen", "--out", "k.json", cwd=tmp_path)
+        bad = cli("keygen", "--out", "k.json", "--rotate", "--retire-old-after", "yesterday",
+                  cwd=tmp_path)
+        alone = cli("keygen", "--out", "k.json", "--retire-old-after",
+                    "2031-01-01T00:00:00Z", cwd=tmp_path)
+        past = cli("keygen", "--out", "k.json", "--rotate", "--retire-old-after",
+                   "2020-01-01T00:00:00Z", cwd=tmp_path)
+        assert (2, 2, 0) == (bad.returncode, alone.returncode, past.returncode)
+        assert "expected a UTC time" in bad.stderr
+        assert "applies with --rotate" in alone.stderr
+        assert "KEY_INVALID" in past.stdout
+
+
 class TestDemo:
+    def test_demo_refuses_bad_options_plainly(self, tmp_path):
+        """--rounds below 1 and a missing --config are usage errors, without a traceback."""
+        for args in (("--rounds", "0"), ("--config", "missing.json")):
+            result = cli("demo", *args, cwd=tmp_path, env={"LLM_AUDIT_KEYRING": ""})
+            assert 2 == result.returncode, args
+            assert "Traceback" not in result.stderr
+
+    def test_demo_takes_a_yaml_config(self, tmp_path):
+        shutil.copytree(ROOT / "logging_configs", tmp_path / "logging_configs")
+        result = cli("demo", "--config", "logging_configs/local.yaml", cwd=tmp_path,
+                     env={"LLM_AUDIT_KEYRING": ""})
+        assert 0 == result.returncode, result.stdout + result.stderr
+        assert "VERIFIED" in result.stdout
+
     def test_demo_runs_from_a_fresh_directory_and_verifies(self, tmp_path):
         """The README's first command: demo logs every category and verifies (exit 0)."""
         shutil.copytree(ROOT / "logging_configs", tmp_path / "logging_configs")
@@ -96,10 +132,28 @@ class TestVerify:
         assert 2 == cli("verify", cwd=logged).returncode
 
     def test_empty_directory_is_cannot_verify(self, logged):
-        """Nothing to check is not 'verified'."""
+        """Nothing to check is not 'verified', and the report says why."""
         (logged / "empty").mkdir()
         result = cli("verify", "--keyring", "audit-demo/keyring.json", "empty", cwd=logged)
         assert 4 == result.returncode
+        assert "CANNOT_VERIFY empty: no log files here" in result.stdout
+
+    def test_a_reader_that_goes_away_ends_quietly(self, logged):
+        """verify | head: no BrokenPipeError traceback; the exit code is still the verdict."""
+        result = subprocess.run(
+            f"{sys.executable} -m llm_audit_log verify --keyring audit-demo/keyring.json "
+            "audit-logs | head -c 0; exit ${PIPESTATUS[0]}", shell=True, executable="/bin/bash",
+            cwd=logged, capture_output=True, text=True, timeout=120, check=False)
+        assert 0 == result.returncode
+        assert "Traceback" not in result.stderr
+
+    def test_decrypt_shows_a_path_that_is_not_utf8(self, logged):
+        """A directory name that is not UTF-8: shown escaped, not a TypeError."""
+        odd = os.fsdecode(b"logs-\xff")
+        shutil.copytree(logged / "audit-logs", logged / odd)
+        result = cli("decrypt", "--keyring", "audit-demo/keyring.json", odd, cwd=logged)
+        assert 0 == result.returncode, result.stderr
+        assert all('"file":"logs-\\\\xff/' in line for line in result.stdout.splitlines())
 
     def test_console_script_is_installed(self, logged):
         """llm-audit is on PATH next to the interpreter."""

@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import pickle
 import stat
+from pathlib import Path
 
 import pytest
 
@@ -227,6 +229,68 @@ class TestMisplacedKeyMaterial:
         for secret in secret_strings(ring):
             assert secret not in str(info.value)
         assert "{" not in str(info.value)
+
+
+    def test_a_bare_key_in_a_path_variable_is_never_echoed(self, monkeypatch):
+        """env:VAR holding one base64 key (not a path): 'does not exist', without the value."""
+        secret = secret_strings(Keyring.generate())[0]
+        monkeypatch.setenv("LLM_AUDIT_KEYRING", secret)
+        with pytest.raises(KeyringError, match="the file it names does not exist") as info:
+            load_keyring("env:LLM_AUDIT_KEYRING")
+        assert secret not in str(info.value)
+
+    def test_a_key_in_the_kid_field_is_never_echoed(self):
+        """kid and key swapped by hand: the malformed id is refused without being shown."""
+        ring = Keyring.generate()
+        doc = json.loads(ring.unsafe_export_json())
+        entry = doc["keys"][0]
+        entry["kid"], entry["key"] = entry["key"] + "=", entry["kid"]
+        with pytest.raises(KeyringError, match="key id is malformed") as info:
+            Keyring.from_json(json.dumps(doc), source="test")
+        assert entry["kid"] not in str(info.value)
+
+    def test_an_unknown_home_directory_is_a_keyring_error(self):
+        with pytest.raises(KeyringError, match="cannot expand"):
+            load_keyring("~no-such-user-4711/keyring.json")
+
+
+class TestSaving:
+    def test_a_keyring_appearing_meanwhile_is_not_replaced(self, tmp_path, monkeypatch):
+        """Two keygens racing for one name: the second refuses instead of replacing keys."""
+        target = tmp_path / "keyring.json"
+        first = Keyring.generate()
+        real_exists = Path.exists
+
+        def racing(path: Path) -> bool:  # the check sees nothing; another writer wins
+            if path == target and not real_exists(path):
+                first.save(tmp_path / "other.json")
+                os.link(tmp_path / "other.json", target)
+                return False
+            return real_exists(path)
+
+        monkeypatch.setattr(Path, "exists", racing)
+        with pytest.raises(KeyringError, match="refusing to overwrite"):
+            Keyring.generate().save(target)
+        monkeypatch.undo()
+        assert first.active_kid == load_keyring(target).active_kid
+        assert [target.name, "other.json"] == sorted(p.name for p in tmp_path.iterdir())
+
+
+class TestRetirement:
+    @pytest.mark.parametrize(("given", "stored"), [
+        ("2031-02-03T04:05:06Z", "2031-02-03T04:05:06.000000Z"),
+        ("2031-02-03T04:05:06.5Z", "2031-02-03T04:05:06.500000Z"),
+    ])
+    def test_times_are_stored_as_lines_carry_them(self, given, stored):
+        ring = Keyring.generate()
+        info = ring.rotated(retire_old_after=given).info(ring.active_kid)
+        assert info is not None and stored == info.not_after
+
+    @pytest.mark.parametrize("given", ["yesterday", "01/01/2030", "2030-01-01",
+                                       "2030-01-01T00:00:00+02:00"])
+    def test_anything_else_is_refused(self, given):
+        with pytest.raises(KeyringError, match="expected a UTC time"):
+            Keyring.generate().rotated(retire_old_after=given)
 
 
 class TestCache:

@@ -270,6 +270,21 @@ class TestFailedConfiguration:
         assert not (tmp_path / "logs").exists()
 
 
+    @pytest.mark.parametrize(("options", "says"), [
+        ({"backupCount": 5}, "use retention"),
+        ({"filename": "DIR/"}, "names a directory"),
+        ({"filename": "DIR"}, "names a directory"),
+    ])
+    def test_stdlib_habits_get_a_message_that_says_what_to_do(self, tmp_path, options, says):
+        (tmp_path / "DIR").mkdir()
+        options = {"filename": str(tmp_path / "logs" / "audit.jsonl"), **options}
+        if options["filename"].startswith("DIR"):
+            options["filename"] = str(tmp_path) + "/" + options["filename"]
+        with pytest.raises(ConfigurationError, match=says):
+            AuditFileHandler(keyring=Keyring.generate(), **options)
+        assert [tmp_path / "DIR"] == list(tmp_path.iterdir())
+
+
 class TestSmallerFindings:
     def test_logger_names_are_scrubbed(self, make, tmp_path):
         """A logger name built from data cannot carry an email into the file."""

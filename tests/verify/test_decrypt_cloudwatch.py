@@ -203,6 +203,25 @@ class TestCommandLine:
         assert 4 == code
         assert "cannot read CloudWatch group" in capsys.readouterr().err
 
+    def test_a_missing_stream_is_named_not_the_group(self, shipped, keys, capsys):
+        """--stream naming no stream of an existing group: said so (exit 4)."""
+        code = main(["verify", *stream_args(shipped, keys["host"]), "--stream", "no-such"])
+        err = capsys.readouterr().err
+        assert 4 == code
+        assert f"CloudWatch group '{shipped['group']}' has no stream 'no-such'" in err
+
+    def test_the_auditor_key_may_be_given_as_a_source(self, shipped, keys, tmp_path):
+        """decrypt_cloudwatch(auditor_key=PATH), as ``--auditor-key PATH``."""
+        full = Keyring.from_json(keys["auditor"].read_text(), source="test")
+        assert full.auditor_key is not None
+        full.auditor_key.save(tmp_path / "auditor.json")
+        run = decrypt_cloudwatch(shipped["group"], None, f"file:{keys['host']}",
+                                 auditor_key=str(tmp_path / "auditor.json"),
+                                 endpoint_url=shipped["url"], region=REGION)
+        shown = [i for i in run if isinstance(i, DecryptedLine) and i.encrypted]
+        assert 120 == len(shown)
+        assert 0 == run.exit_code
+
     @pytest.mark.parametrize("command", ["verify", "decrypt"])
     @pytest.mark.parametrize("option", [["--stream", "s"], ["--region", REGION],
                                         ["--endpoint-url", "http://x"], ["--profile", "p"]])
