@@ -46,6 +46,9 @@ MAC_ALG: Final = "HS256"
 GENESIS_PREV: Final = "0" * 64
 #: Longest line a writer produces or a verifier reads (bounded memory either way).
 MAX_LINE_BYTES: Final = 1 << 20
+#: Largest body a writer seals as is; room is left for the envelope, and for base64 when
+#: encrypting. A larger record becomes a rejected record saying so.
+MAX_BODY_BYTES: Final = (MAX_LINE_BYTES - 4096) * 3 // 4
 
 
 class LineKind:

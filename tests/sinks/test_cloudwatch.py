@@ -17,7 +17,7 @@ import pytest
 from botocore.exceptions import ClientError
 from moto import mock_aws
 
-from llm_audit_log import AuditFileHandler, Verdict, verify_paths
+from llm_audit_log import AuditFileHandler, AuditFilter, Verdict, verify_paths
 from llm_audit_log.sinks._batching import (
     MAX_BATCH_EVENTS,
     MAX_EVENT_BYTES,
@@ -29,6 +29,7 @@ from llm_audit_log.sinks._batching import (
 )
 from llm_audit_log.sinks._delivery import cloudwatch_retention
 from llm_audit_log.sinks._sender import IGNORED_LOGGERS
+from llm_audit_log.sinks._spill import Spill
 from llm_audit_log.sinks.cloudwatch import CloudWatchHandler, CloudWatchSink
 from llm_audit_log.verify import verify_cloudwatch
 
@@ -311,6 +312,33 @@ class TestHandler:
         assert Verdict.GAP not in verdicts
         assert 3 == report.exit_code
 
+    def test_a_rejection_in_the_batch_close_sends_is_still_sealed(self, cw_logger, aws,
+                                                                  keyring, payload):
+        """close() delivers before it writes the footer: what is rejected then gets a gap line."""
+        rec = Recorder(reject_last=1)
+        logger = cw_logger(client_factory=rec, send_interval=60)  # nothing sent before close
+        logger.info("login", extra={"audit": payload()})
+        handler = logger.handlers[0]
+        handler.close()
+        assert 1 == handler.counters["rejected"]
+        report = verify_cloudwatch("audit", None, keyring, client=aws)
+        assert Verdict.DELIVERY_GAP in {f.verdict for f in report.findings}
+        assert Verdict.GAP not in {f.verdict for f in report.findings}
+        assert 3 == report.exit_code
+
+    def test_a_record_too_large_for_a_line_is_rejected_visibly(self, cw_logger, aws, keyring):
+        """Over the line limit, a record becomes a rejected record saying so; all verifies."""
+        logger = cw_logger()
+        logger.addFilter(AuditFilter(keyring=keyring, max_payload_bytes=8_000_000))
+        logger.info("big", extra={"audit": {
+            "event_type": "rag.query", "user_id": "u-1", "status": "success", "source": "s",
+            "documents": [{"id": "😀" * 150, "score": 1.0, "source": "€" * 150}] * 1000}})
+        handler = logger.handlers[0]
+        assert handler.close(30)
+        report = verify_cloudwatch("audit", None, keyring, client=aws)
+        assert 0 == report.exit_code, report.findings
+        assert 1 == report.logs[0].rejected
+
     def test_botocore_records_never_reach_the_handler(self, cw_logger, aws, payload):
         """Records from botocore/urllib3 loggers (and from the sender thread) are ignored."""
         logger = cw_logger()
@@ -536,3 +564,23 @@ class TestShippedConfigs:
         report = verify_cloudwatch(group, None, ring, client=aws)
         assert 0 == report.exit_code, report.findings
         assert 5 == sum(log.events for log in report.logs)
+
+
+class TestSharedSpillDirectory:
+    def test_a_sender_replays_only_what_was_spilled_for_its_own_destination(self, tmp_path):
+        """Two handlers, one spill directory: neither replays the other's lines."""
+        directory = str(tmp_path / "spill")
+        for destination in ("aaaa", "bbbb", ""):  # "": as an earlier release named files
+            spill = Spill(directory, destination)
+            spill.append(f"group-{destination or 'legacy'}", "s", [Event(1, b"line")])
+            spill.close()
+
+        adopted = Spill(directory, "aaaa")
+        assert 2 == adopted.adopt_orphans()  # its own, and the one that names no destination
+        groups = set()
+        while (batch := adopted.next_batch()) is not None:
+            groups.add(batch.group)
+            adopted.ack(batch)
+        adopted.close()
+        assert {"group-aaaa", "group-legacy"} == groups
+        assert 1 == len(list((tmp_path / "spill").glob("*.bbbb.spill")))

@@ -11,9 +11,11 @@ import logging
 import os
 import secrets
 import signal
+import socket
 import subprocess
 import sys
 import textwrap
+import threading
 import time
 from typing import Any
 
@@ -311,3 +313,104 @@ class TestEndToEnd:
         assert handler.close(30)
         assert 100 + 100 + 2 + 500 + 2 == events_in(server, ship.group)
         assert 0 == verify(server, ship.group, keyring_path, capsys)
+
+
+class TestEndsOfProcesses:
+    """How processes end in practice: each must deliver, or leave the lines to replay."""
+
+    def test_a_short_job_that_never_calls_close(self, server, keyring_path, tmp_path,
+                                                 capsys):
+        """Ten records and exit: logging.shutdown delivers them (boto3 was imported early)."""
+        group = f"e2e-{secrets.token_hex(4)}"
+        script = textwrap.dedent(f"""
+            import logging
+            from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
+            h = CloudWatchHandler({group!r}, keyring={str(keyring_path)!r},
+                                  endpoint_url={server["url"]!r}, region={REGION!r},
+                                  create_group=True, spill_dir={str(tmp_path / "spill")!r})
+            log = logging.getLogger("audit"); log.propagate = False
+            log.setLevel(logging.INFO); log.addHandler(h)
+            for i in range(10):
+                log.info("x", extra={{"audit": {{"event_type": "auth.login",
+                                                 "user_id": "u%d" % i, "status": "success"}}}})
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert 0 == result.returncode, result.stderr
+        assert "failed" not in result.stderr
+        assert 12 == events_in(server, group)
+        assert [] == list((tmp_path / "spill").glob("*.spill"))
+        assert 0 == verify(server, group, keyring_path, capsys)
+
+    def test_a_multiprocessing_child(self, server, keyring_path, tmp_path, capsys):
+        """A fork-started multiprocessing child leaves by os._exit: its log still arrives."""
+        group = f"e2e-{secrets.token_hex(4)}"
+        script = textwrap.dedent(f"""
+            import logging, multiprocessing
+            from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
+            h = CloudWatchHandler({group!r}, keyring={str(keyring_path)!r},
+                                  endpoint_url={server["url"]!r}, region={REGION!r},
+                                  create_group=True, spill_dir={str(tmp_path / "spill")!r})
+            log = logging.getLogger("audit"); log.propagate = False
+            log.setLevel(logging.INFO); log.addHandler(h)
+            def work():
+                for i in range(500):
+                    log.info("x", extra={{"audit": {{"event_type": "auth.login",
+                                                     "user_id": "c%d" % i, "status": "success"}}}})
+            child = multiprocessing.get_context("fork").Process(target=work)
+            child.start(); child.join()
+            log.info("x", extra={{"audit": {{"event_type": "auth.login", "user_id": "p",
+                                             "status": "success"}}}})
+            h.close()
+            raise SystemExit(child.exitcode)
+        """)
+        result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                                timeout=120, check=False)
+        assert 0 == result.returncode, result.stderr
+        assert sorted([3, 502]) == sorted(events_by_stream(server, group).values())
+        assert 0 == verify(server, group, keyring_path, capsys)
+
+
+class TestCloseUnderFaults:
+    def test_a_put_that_never_answers_is_spilled_at_close(self, keyring, tmp_path):
+        """An endpoint that accepts and never replies: close() keeps to its time and spills."""
+        listener = socket.create_server(("127.0.0.1", 0))
+        held: list[socket.socket] = []
+        stop = threading.Event()
+
+        def accept() -> None:
+            listener.settimeout(0.2)
+            while not stop.is_set():
+                try:
+                    held.append(listener.accept()[0])  # read nothing, answer nothing
+                except OSError:
+                    continue
+
+        threading.Thread(target=accept, daemon=True).start()
+        url = f"http://127.0.0.1:{listener.getsockname()[1]}"
+        handler = CloudWatchHandler("silent", keyring=keyring, endpoint_url=url, region=REGION,
+                                    spill_dir=str(tmp_path / "spill"), send_interval=0.1,
+                                    close_timeout=2)
+        logger = logging.getLogger(f"tests.e2e.silent.{secrets.token_hex(4)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        try:
+            for i in range(100):
+                logger.info("x", extra={"audit": {"event_type": "auth.login",
+                                                  "user_id": f"u{i}", "status": "success"}})
+            time.sleep(0.5)  # the first put is now hanging
+            started = time.monotonic()
+            delivered = handler.close()
+            took = time.monotonic() - started
+        finally:
+            logger.removeHandler(handler)
+            stop.set()
+            for conn in held:
+                conn.close()
+            listener.close()
+        assert not delivered
+        assert took < 4.0
+        assert 102 == handler.counters["spilled"]  # 100 events, header and footer
+        assert 0 == handler.counters["dropped"]
+        assert 1 == len(list((tmp_path / "spill").glob("*.spill")))

@@ -72,10 +72,13 @@ class PutResult:
 
 def _default_client_factory(region: str | None, endpoint_url: str | None,
                             profile: str | None) -> Callable[[], Any]:
-    def make() -> Any:
-        import boto3  # type: ignore[import-untyped]  # noqa: PLC0415 - in the sender thread
-        from botocore.config import Config  # type: ignore[import-untyped]  # noqa: PLC0415
+    # Imported here, in the thread that builds the handler: imported first in the sender
+    # thread during interpreter exit, boto3 fails ("can't register atexit after shutdown")
+    # and a short job's records would never leave the spill.
+    import boto3  # type: ignore[import-untyped]  # noqa: PLC0415 - only when asked
+    from botocore.config import Config  # type: ignore[import-untyped]  # noqa: PLC0415
 
+    def make() -> Any:
         # Our own retries (spill, backoff with jitter) replace botocore's.
         config = Config(retries={"max_attempts": 1, "mode": "standard"}, connect_timeout=3,
                         read_timeout=15, user_agent_extra="llm-audit-log")

@@ -13,6 +13,8 @@ reports* that the owning handler turns into signed ``gap`` lines.
 from __future__ import annotations
 
 import contextlib
+import hashlib
+import logging
 import os
 import random
 import sys
@@ -36,9 +38,15 @@ ON_FULL_POLICIES: Final = ("block", "spill")
 DEFAULT_SPILL_DIR: Final = "audit-logs/.cloudwatch-spill"
 _WAKE_AT: Final = 1024  # queued lines that wake the sender before its interval
 _MAX_GAP_LINES: Final = 1000  # rejected lines listed one by one in a gap report
+#: How long close() waits for the sender past its deadline before spilling what it holds.
+_JOIN_SLACK: Final = 1.0
 
 _local = threading.local()
 _live: weakref.WeakSet[CloudWatchSink] = weakref.WeakSet()
+
+
+class _Abandoned(BaseException):  # a signal to the sender thread, not an error
+    """Raised in the sender thread when close() gave up on it: it must stop at once."""
 
 
 def is_ignored(name: str) -> bool:
@@ -52,6 +60,26 @@ def is_ignored(name: str) -> bool:
 def _after_fork_in_child() -> None:
     for sink in list(_live):
         sink._forget_after_fork()  # noqa: SLF001 - the module's own fork hook
+
+
+def close_when_a_process_child_exits(handler: logging.Handler) -> None:
+    """
+    In a forked child: close ``handler`` when a ``multiprocessing`` child ends.
+
+    Such children leave by ``os._exit``: no atexit hook and no ``logging.shutdown`` runs,
+    so queued lines would be lost. multiprocessing runs its own finalizers first; they are
+    cleared at the child's start, so one is registered from its after-fork callbacks. For
+    a plain ``os.fork()`` child nothing happens here (it exits through atexit as usual).
+    """
+    util = sys.modules.get("multiprocessing.util")
+    if util is not None:
+        util.register_after_fork(handler, _close_at_exit)
+
+
+def _close_at_exit(handler: logging.Handler) -> None:
+    import multiprocessing.util  # noqa: PLC0415 - loaded already: this runs from it
+
+    multiprocessing.util.Finalize(handler, handler.close, exitpriority=0)
 
 
 if hasattr(os, "register_at_fork"):
@@ -136,6 +164,9 @@ class CloudWatchSink:
         self.flush_timeout = _positive("flush_timeout", flush_timeout, allow_zero=True)
         self.close_timeout = _positive("close_timeout", close_timeout, allow_zero=True)
         self.spill_dir = os.path.abspath(os.fspath(spill_dir))
+        self._destination = hashlib.sha256(
+            f"{endpoint_url or ''}\0{region or ''}\0{profile or ''}\0{log_group}\0"
+            f"{'factory' if client_factory else ''}".encode()).hexdigest()[:12]
         self._delivery = Delivery(
             log_group, region=region, endpoint_url=endpoint_url, profile=profile,
             client_factory=client_factory, create_group=create_group,
@@ -163,7 +194,11 @@ class CloudWatchSink:
         self._backoff = 0.0
         self._retry_at = 0.0
         self._thread: threading.Thread | None = None
-        self._spill = Spill(self.spill_dir)
+        self._builder = BatchBuilder()
+        #: The batch a put is sending now, unless it came from the spill (it is still there).
+        self._inflight: list[Event] | None = None
+        self._abandoned = False
+        self._spill = Spill(self.spill_dir, self._destination)
         self._gaps: list[dict[str, Any]] = []
         self._reported: set[str] = set()
 
@@ -251,12 +286,39 @@ class CloudWatchSink:
             self._deadline = time.monotonic() + wait
             self._stopping = True
             self._wake.set()
-            thread.join(wait + 5.0)
+            thread.join(wait + _JOIN_SLACK)
             self._thread = None
+            if thread.is_alive():  # a put that does not answer: keep its lines in the spill
+                self._abandon()
         delivered = self._idle()
         self._spill.close()
         self._delivery.close()
         return delivered
+
+    def _abandon(self) -> None:
+        """
+        The sender is stuck past the deadline (a put that hangs): spill what it held.
+
+        The batch in flight, the batch being built and the queue go to the spill in that
+        order, for the next start to replay; if the stuck put succeeds after all, the
+        replay repeats lines byte for byte, which the verifier takes as a retried put. The
+        thread, when its put returns, stops without touching anything.
+        """
+        self._abandoned = True
+        self._report(f"a PutLogEvents call did not answer within the close timeout; its "
+                     f"lines and the {len(self._q)} queued are spilled for the next start",
+                     key=None)
+        inflight, self._inflight = self._inflight, None
+        if inflight:
+            self._to_spill(self.log_group, self.stream_name, inflight)
+        if len(self._builder):
+            self._to_spill(self.log_group, self.stream_name, self._builder.take())
+        events: list[Event] = []
+        while self._q:
+            events.extend(split_line(*self._q.popleft()))
+        if events:
+            self._to_spill(self.log_group, self.stream_name, events)
+        self._busy = False
 
     def _idle(self) -> bool:
         return not self._q and not self._busy and not self._spill.pending
@@ -269,8 +331,14 @@ class CloudWatchSink:
         thread.start()
 
     def _run(self) -> None:
+        try:
+            self._loop()
+        except _Abandoned:
+            return  # close() spilled what this thread held; touch nothing more
+
+    def _loop(self) -> None:
         _local.sending = True
-        builder = BatchBuilder()
+        builder = self._builder
         started = 0.0
         try:
             self._spill.adopt_orphans()
@@ -327,7 +395,10 @@ class CloudWatchSink:
         if self._spill.pending or time.monotonic() < self._retry_at or self._near_deadline():
             self._to_spill(self.log_group, self.stream_name, events)
             return
-        if not self._put(self.log_group, self.stream_name, events):
+        self._inflight = events
+        sent = self._put(self.log_group, self.stream_name, events)
+        self._inflight = None
+        if not sent:
             self._to_spill(self.log_group, self.stream_name, events)
 
     def _replay(self) -> None:
@@ -354,6 +425,8 @@ class CloudWatchSink:
         """One PutLogEvents call; True when the batch is settled (stored or reported rejected)."""
         self.counters["calls"] += 1
         result = self._delivery.put(group, stream, events)
+        if self._abandoned:
+            raise _Abandoned
         if result.outcome is Outcome.RETRY:
             self.counters["retried"] += 1
             self._backoff = min(self.max_backoff, self._backoff * 2 if self._backoff else 0.1)

@@ -105,8 +105,12 @@ class Spill:
     Thread-safe: the sender thread and (with ``on_full="spill"``) callers append.
     """
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, destination: str = "") -> None:
         self.directory = os.path.abspath(directory)
+        #: Which service this sender delivers to (a short hash of endpoint, region, profile
+        #: and group), in every file name: a spill directory shared by two handlers must
+        #: never replay one's lines to the other's account, region or group.
+        self.destination = destination
         self._lock = threading.Lock()
         self._own: _SpillFile | None = None
         self._orphans: list[_SpillFile] = []
@@ -128,7 +132,7 @@ class Spill:
             try:
                 entries = sorted(
                     (e for e in os.scandir(self.directory)
-                     if e.name.endswith(_SUFFIX) and e.is_file(follow_symlinks=False)),
+                     if self._ours(e.name) and e.is_file(follow_symlinks=False)),
                     key=lambda e: (e.stat().st_mtime, e.name))
             except FileNotFoundError:
                 return 0
@@ -147,11 +151,19 @@ class Spill:
                 self._orphans.append(_SpillFile(entry.path, fd))
             return len(self._orphans)
 
+    def _ours(self, name: str) -> bool:
+        """A spill file for this destination (or from a release that named none)."""
+        if not name.endswith(_SUFFIX):
+            return False
+        stem = name[:-len(_SUFFIX)]
+        return "." not in stem or stem.rpartition(".")[2] == self.destination
+
     def _own_file(self) -> _SpillFile:
         if self._own is None:
             self._ensure_dir()
             path = os.path.join(self.directory,
-                                f"{os.getpid()}-{secrets.token_hex(4)}{_SUFFIX}")
+                                f"{os.getpid()}-{secrets.token_hex(4)}"
+                                f"{'.' + self.destination if self.destination else ''}{_SUFFIX}")
             flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_EXCL | getattr(
                 os, "O_CLOEXEC", 0)
             fd = os.open(path, flags, 0o600)

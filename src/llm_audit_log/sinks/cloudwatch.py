@@ -38,10 +38,14 @@ from llm_audit_log.errors import ConfigurationError, DataKeyError
 from llm_audit_log.filter import STATE_ATTR, AuditFilter
 from llm_audit_log.formatter import AuditFormatter, format_body
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
-from llm_audit_log.seal import GENESIS_PREV, Chain, LineKind, dumps_canonical
+from llm_audit_log.seal import GENESIS_PREV, MAX_BODY_BYTES, Chain, LineKind, dumps_canonical
 from llm_audit_log.sinks._encryption import FileEncryption, build_encryption
 from llm_audit_log.sinks._retention import _retention_days
-from llm_audit_log.sinks._sender import CloudWatchSink, is_ignored
+from llm_audit_log.sinks._sender import (
+    CloudWatchSink,
+    close_when_a_process_child_exits,
+    is_ignored,
+)
 from llm_audit_log.sinks._stderr import report_on_stderr
 
 __all__ = ["CloudWatchHandler", "CloudWatchSink", "install_sigterm_drain", "sink_from_config"]
@@ -71,6 +75,7 @@ def _after_fork_in_child() -> None:
         # The parent's window thread is not here; its event may have been copied mid-use.
         handler._window_stop = threading.Event()  # noqa: SLF001
         handler._window_thread = None  # noqa: SLF001
+        close_when_a_process_child_exits(handler)
 
 
 if hasattr(os, "register_at_fork"):
@@ -244,6 +249,10 @@ class CloudWatchHandler(logging.Handler):
             except Exception as exc:
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
+                body = dumps_canonical(source)
+            if len(body) > MAX_BODY_BYTES:  # a line the verifier could not read back
+                source = self._fallback.rejected_body(
+                    record, [("", f"record too large to seal ({len(body)} bytes)")])
                 body = dumps_canonical(source)
             if self._chain is None and not self._open_or_count():
                 return
@@ -446,8 +455,14 @@ class CloudWatchHandler(logging.Handler):
         self._window_stop.set()
         with self.lock:  # type: ignore[union-attr]
             try:
+                # Deliver first (within half the time), so that what the service rejects
+                # now is still sealed as a gap line before the footer.
+                wait = self.sink.close_timeout if timeout is None else timeout
+                flushed = self._chain is not None
+                if flushed:
+                    self.sink.flush(wait / 2)
                 self._end_log()
-                delivered = self.sink.close(timeout)
+                delivered = self.sink.close(wait / 2 if flushed else wait)
             finally:
                 super().close()
         return delivered

@@ -31,7 +31,7 @@ import sys
 import time
 import weakref
 from collections.abc import Callable, Mapping, Sequence
-from typing import Any, Final
+from typing import Any
 
 import orjson
 
@@ -42,7 +42,7 @@ from llm_audit_log.formatter import AuditFormatter, format_body
 from llm_audit_log.keys import DEFAULT_KEYRING_SOURCE, Keyring, load_keyring
 from llm_audit_log.seal import (
     GENESIS_PREV,
-    MAX_LINE_BYTES,
+    MAX_BODY_BYTES,
     Chain,
     LineKind,
     dumps_canonical,
@@ -56,13 +56,11 @@ from llm_audit_log.sinks._rotation import (
     _WHEN_SECONDS,
     RotationMixin,
 )
-from llm_audit_log.sinks._sender import is_ignored
+from llm_audit_log.sinks._sender import close_when_a_process_child_exits, is_ignored
 from llm_audit_log.sinks._stderr import report_on_stderr
 
 __all__ = ["RETENTION_CLASSES", "AuditFileHandler"]
 
-#: Largest body sealed as is; room is left for the envelope and base64 when encrypting.
-_MAX_BODY_BYTES: Final = (MAX_LINE_BYTES - 4096) * 3 // 4
 
 _live_handlers: weakref.WeakSet[AuditFileHandler] = weakref.WeakSet()
 
@@ -70,6 +68,7 @@ _live_handlers: weakref.WeakSet[AuditFileHandler] = weakref.WeakSet()
 def _after_fork_in_child() -> None:
     for handler in list(_live_handlers):
         handler._forget_after_fork()  # noqa: SLF001 - the module's own fork hook
+        close_when_a_process_child_exits(handler)  # a footer, and no queued line lost
 
 
 if hasattr(os, "register_at_fork"):
@@ -268,7 +267,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
             except TypeError:
                 pass  # lone surrogates: the formatter's fallback, below
             else:
-                if len(body) <= _MAX_BODY_BYTES and self._size + len(body) <= self._size_limit:
+                if len(body) <= MAX_BODY_BYTES and self._size + len(body) <= self._size_limit:
                     try:
                         self._write(LineKind.EVENT, body, data.get("timestamp"))
                     except RecursionError:
@@ -289,7 +288,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
                 source = self._fallback.rejected_body(
                     record, [("", f"formatting failed ({type(exc).__name__})")])
                 body = dumps_canonical(source).encode()
-            if len(body) > _MAX_BODY_BYTES:
+            if len(body) > MAX_BODY_BYTES:
                 source = self._fallback.rejected_body(
                     record, [("", f"record too large to seal ({len(body)} bytes)")])
                 body = dumps_canonical(source).encode()
@@ -367,9 +366,14 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
     def close(self) -> None:
         """Write the closing footer, fsync and release; safe to call twice."""
         with self.lock:  # type: ignore[union-attr]
+            flushed = self._fd is not None
             try:
                 if self._fd is not None:
                     try:
+                        # Deliver first (within half the time), so that what the service
+                        # rejects now is still sealed as a gap line before the footer.
+                        for sink in self._sinks:
+                            sink.flush(sink.close_timeout / 2)
                         self._write_sink_gaps()
                         self._write_footer("close", None)
                     finally:
@@ -379,7 +383,8 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
                 self._release_name()
             finally:
                 for sink in self._sinks:
-                    sink.close()  # delivers or spills everything; never raises
+                    # Delivers or spills everything; never raises.
+                    sink.close(sink.close_timeout / 2 if flushed else None)
                 super().close()
 
     def handle(self, record: logging.LogRecord) -> bool:
