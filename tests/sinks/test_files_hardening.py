@@ -15,7 +15,7 @@ from typing import ClassVar
 import pytest
 
 from llm_audit_log import AuditFileHandler, AuditFilter, Keyring, Verdict, verify_paths
-from llm_audit_log.errors import ConfigurationError
+from llm_audit_log.errors import AuditLogWarning, ConfigurationError
 from llm_audit_log.seal import Chain, parse_line
 from llm_audit_log.sinks import files as files_module
 
@@ -244,6 +244,23 @@ class TestTornFileCreation:
         handler.close()
         (tmp_path / "logs" / "audit-000009.jsonl").write_bytes(b'{"alg":"HS')
         assert 3 == verify_paths([tmp_path / "logs"], ring).exit_code
+
+
+class TestAnotherKeyring:
+    def test_a_log_written_with_another_keyring_is_not_passed_over_silently(self, tmp_path,
+                                                                              capsys):
+        """Keyring B on a directory keyring A wrote: warned and said on stderr, kept apart."""
+        first, second = Keyring.generate(), Keyring.generate()
+        path = tmp_path / "logs" / "audit.jsonl"
+        AuditFileHandler(path, keyring=first).close()
+        capsys.readouterr()
+        with pytest.warns(AuditLogWarning, match="cannot verify"):
+            other = AuditFileHandler(path, keyring=second)
+        other.close()
+        assert "written with another keyring?" in capsys.readouterr().err
+        report = verify_paths([tmp_path / "logs"], first)
+        assert 2 == len(list((tmp_path / "logs").glob("*.jsonl")))
+        assert 4 == report.exit_code  # the other keyring's log cannot be checked with this one
 
 
 class TestFailedConfiguration:

@@ -53,6 +53,7 @@ class RecoveryMixin:
         def _write_body(self, kind: str, body: dict[str, Any]) -> None: ...
         def _rotate_key(self, new_kid: str) -> None: ...
         def _apply_retention(self) -> None: ...
+        def _report(self, message: str) -> None: ...
 
     def _file_path(self, index: int) -> str:
         default = os.path.join(self._dir, f"{self._log_name}-{index:06d}{self._suffix}")
@@ -168,6 +169,14 @@ class RecoveryMixin:
         files = self._our_files()
         keyring = self._keyring
         active = keyring.active_kid
+        if not files and self._unreadable_log_here():
+            import warnings  # noqa: PLC0415 - only on this rare path
+
+            message = ("the directory holds a log under this name that this keyring cannot "
+                       "verify (written with another keyring?); starting a separate log beside "
+                       "it: verify each with the keyring that wrote it")
+            warnings.warn(f"{self.baseFilename}: {message}", AuditLogWarning, stacklevel=2)
+            self._report(message)
         if files:
             newest_log = max(files, key=lambda f: f[0].ts)[0].log_id
             ours = [f for f in files if f[0].log_id == newest_log]
@@ -200,6 +209,16 @@ class RecoveryMixin:
         self._chain = Chain(log_id=f"L{secrets.token_hex(10)}", next_seq=0,
                             prev_hash=GENESIS_PREV, kid=active, mac=keyring.mac_function(active))
         self._new_file(1, "genesis", None)
+
+    def _unreadable_log_here(self) -> bool:
+        """Whether files named as this log's exist (none of which verified as ours)."""
+        prefix = f"{self._log_name}-"
+        try:
+            return any(entry.name.startswith(prefix) and entry.name.endswith(self._suffix)
+                       and entry.is_file(follow_symlinks=False) and entry.stat().st_size > 0
+                       for entry in os.scandir(self._dir))
+        except OSError:
+            return False
 
     def _forget_after_fork(self) -> None:
         """In a forked child: never continue the parent's chain; start a log of our own."""
