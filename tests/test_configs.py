@@ -66,6 +66,29 @@ class TestShippedConfigs:
         apply("local.json")
         assert not earlier.disabled
 
+    def test_reapplying_a_changed_config_needs_the_filters_cleared(self, configured):
+        """The README's advice: dictConfig keeps old filters; cleared, the new one applies."""
+        apply, _ring, _cwd = configured
+        logger = apply("local.json")
+        changed = load("local.json")
+        changed["filters"]["audit_pipeline"]["environment"] = "production"
+
+        def environment_of_next_record() -> str:
+            record = logger.makeRecord("audit", logging.INFO, __file__, 1, "x", None, None,
+                                       extra={"audit": dict(DEMO_EVENTS[0][1])})
+            logger.filter(record)
+            return str(record.__dict__["audit"]["environment"])
+
+        for handler in logger.handlers:
+            handler.close()
+        logging.config.dictConfig(changed)
+        kept = environment_of_next_record()
+        for handler in logger.handlers:
+            handler.close()
+        logger.filters.clear()
+        logging.config.dictConfig(changed)
+        assert ("development", "production") == (kept, environment_of_next_record())
+
     def test_missing_key_fails_configuration_clearly(self, tmp_path, monkeypatch):
         """No LLM_AUDIT_KEYRING: dictConfig fails naming the variable."""
         monkeypatch.chdir(tmp_path)

@@ -443,6 +443,25 @@ class TestMirror:
         assert 1 == report.exit_code
 
 
+    def test_mirroring_added_to_a_running_log_ships_only_what_follows(self, aws, keyring,
+                                                                       tmp_path, payload):
+        """The README's caveat: the stream alone reports the earlier lines as missing."""
+        logs = tmp_path / "logs"
+        for mirrored in (False, True):
+            options = {"cloudwatch": {"log_group": "late", "create_group": True,
+                                      "region": REGION}} if mirrored else {}
+            handler = AuditFileHandler(logs / "audit.jsonl", keyring=keyring, **options)
+            logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
+            logger.propagate = False
+            logger.setLevel(logging.INFO)
+            logger.addHandler(handler)
+            logger.info("login", extra={"audit": payload()})
+            handler.close()
+        stream = verify_cloudwatch("late", None, keyring, client=aws)
+        assert 0 == verify_paths([logs], keyring).exit_code
+        assert Verdict.MISSING_PREFIX in {f.verdict for f in stream.findings}
+        assert 1 == stream.exit_code
+
     def test_a_log_cut_back_to_a_clean_close_is_caught_by_the_stream(self, aws, keyring,
                                                                     tmp_path, payload):
         """
