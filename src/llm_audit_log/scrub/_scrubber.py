@@ -207,7 +207,7 @@ class Scrubber(PayloadWalk):
         """
         fired = False
         families: list[tuple[Finder, ...]] = []
-        if "@" in text or "%40" in text:
+        if "@" in text or ("%" in text and "%40" in text):
             families.append(self._at)
         if "J" in text:
             families.append(self._j)
