@@ -207,6 +207,8 @@ class GeneralPathMixin:
                 record.exc_info = record.exc_text = record.stack_info = None
                 bump(counts, "SCRUB_ERROR")
         attrs = record.__dict__
+        if self.payload_attr in attrs:  # whatever its name (it may start with "_")
+            attrs[self.payload_attr] = None
         for key in [k for k in attrs
                     if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"]:
             attrs[key] = None

@@ -162,6 +162,17 @@ class TestOtherHandlersOfTheAuditLogger:
         assert {"internal error while processing (KeyError)"} == reasons
 
 
+class TestRejectedRecords:
+    def test_a_payload_attribute_named_with_an_underscore_is_cleared_too(self):
+        """payload_attr="_audit": a rejected record keeps no raw payload for other handlers."""
+        audit_filter = AuditFilter(keyring=Keyring.generate(), payload_attr="_audit")
+        email = next(p for p in PLANTED if p.kind == "EMAIL").secret
+        record = logging.LogRecord("audit", logging.INFO, __file__, 1, "x", None, None)
+        record._audit = {"event_type": "auth.login", "user_id": email}  # no status: rejected
+        audit_filter.filter(record)
+        assert record._audit is None
+
+
 class TestHardNegatives:
     def test_hard_negatives_survive_byte_for_byte(self, audit_log):
         """UUIDs, hashes, model names, timestamps, versions...: untouched; 0 false positives."""

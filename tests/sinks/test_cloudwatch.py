@@ -215,6 +215,45 @@ class TestDurability:
         assert 500 == sum(len(b) for b in rec.batches)
         assert [] == list((tmp_path / "spill").glob("*.spill"))
 
+    def test_a_hung_put_at_close_loses_nothing_not_even_a_full_batch_s_overflow(
+            self, aws, tmp_path):
+        """
+        More lines than one batch holds, and the put of the full batch never answers:
+        close() spills the batch, the line that did not fit it and the queue, every one.
+        """
+        release = threading.Event()
+
+        class Hanging:
+            exceptions = boto3.client("logs", region_name=REGION).exceptions
+
+            def put_log_events(self, **kw: Any) -> Any:
+                release.wait(30)
+                return {}
+
+            def __getattr__(self, name: str) -> Any:
+                return lambda **kw: {}
+
+        sink = CloudWatchSink("g", client_factory=Hanging, spill_dir=tmp_path / "spill",
+                              send_interval=0.05)
+        total = MAX_BATCH_EVENTS + 5
+        for seq in range(total):
+            sink.submit(line_of(60, seq), seq, NOW + seq)
+        time.sleep(0.5)  # the first full batch is now in the hanging put
+        try:
+            assert not sink.close(0.5)
+        finally:
+            release.set()
+        replay = Spill(str(tmp_path / "spill"), sink._spill.destination)  # its own files
+        assert 1 == replay.adopt_orphans()
+        seqs = []
+        while (batch := replay.next_batch()) is not None:
+            seqs += [json.loads(e.message[e.message.index(b'"seq":') + 6:].split(b",")[0])
+                     for e in batch.events]
+            replay.ack(batch)
+        replay.close()
+        assert list(range(total)) == sorted(set(seqs))
+        assert 0 == sink.counters["dropped"]
+
     def test_orphan_spill_is_replayed_by_the_next_sender(self, aws, tmp_path):
         """What one sender left in its spill (service down at close) arrives with the next."""
         down = Recorder(fail_until=time.monotonic() + 3600)
@@ -338,6 +377,16 @@ class TestHandler:
         report = verify_cloudwatch("audit", None, keyring, client=aws)
         assert 0 == report.exit_code, report.findings
         assert 1 == report.logs[0].rejected
+
+    def test_a_short_close_timeout_still_sends_the_footer(self, cw_logger, aws, keyring,
+                                                          payload):
+        """close(2): the footer goes to the service, not to the spill."""
+        logger = cw_logger(close_timeout=2)
+        logger.info("login", extra={"audit": payload()})
+        handler = logger.handlers[0]
+        assert handler.close()
+        assert 0 == handler.counters["spilled"]
+        assert 0 == verify_cloudwatch("audit", None, keyring, client=aws).exit_code
 
     def test_botocore_records_never_reach_the_handler(self, cw_logger, aws, payload):
         """Records from botocore/urllib3 loggers (and from the sender thread) are ignored."""

@@ -1155,6 +1155,19 @@ class TestCannotVerify:
         assert f"goes on in {files[-1].name}, which could not be read" in details[str(files[-2])]
         assert not found(report, Verdict.EMPTY_FILE)
 
+    def test_an_empty_directory_beside_a_log_is_named(
+            self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
+            keyring: Keyring, tmp_path: Path) -> None:
+        """Asked to check a directory that holds nothing: exit 4 and named, even beside a log."""
+        directory = write_log(audit_logger(), payload)
+        (tmp_path / "empty").mkdir()
+
+        report = verify_paths([directory, tmp_path / "empty"], keyring)
+
+        assert 4 == report.exit_code
+        assert [str(tmp_path / "empty")] == [f.file for f in found(report,
+                                                                   Verdict.CANNOT_VERIFY)]
+
     def test_an_unlistable_directory_is_exit_4_without_a_traceback(
             self, audit_logger: AuditLoggerFactory, payload: PayloadFactory,
             keyring: Keyring, monkeypatch: pytest.MonkeyPatch,

@@ -197,6 +197,8 @@ class CloudWatchSink:
         self._builder = BatchBuilder()
         #: The batch a put is sending now, unless it came from the spill (it is still there).
         self._inflight: list[Event] | None = None
+        #: The rest of a line whose events did not fit the batch now in flight.
+        self._pending: list[Event] = []
         self._abandoned = False
         self._spill = Spill(self.spill_dir, self._destination)
         self._gaps: list[dict[str, Any]] = []
@@ -299,10 +301,12 @@ class CloudWatchSink:
         """
         The sender is stuck past the deadline (a put that hangs): spill what it held.
 
-        The batch in flight, the batch being built and the queue go to the spill in that
-        order, for the next start to replay; if the stuck put succeeds after all, the
-        replay repeats lines byte for byte, which the verifier takes as a retried put. The
-        thread, when its put returns, stops without touching anything.
+        The batch in flight, the batch being built, the rest of the line that did not fit
+        it, and the queue go to the spill in that order, for the next start to replay; if
+        the stuck put succeeds after all, the replay repeats lines byte for byte, which the
+        verifier takes as a retried put. The thread, when its put returns, stops without
+        touching anything (it checks between lines too; a put that returns in the instant
+        close() gives up may still leave a line to both, which only repeats it).
         """
         self._abandoned = True
         self._report(f"a PutLogEvents call did not answer within the close timeout; its "
@@ -313,7 +317,8 @@ class CloudWatchSink:
             self._to_spill(self.log_group, self.stream_name, inflight)
         if len(self._builder):
             self._to_spill(self.log_group, self.stream_name, self._builder.take())
-        events: list[Event] = []
+        pending, self._pending = self._pending, []
+        events: list[Event] = list(pending)
         while self._q:
             events.extend(split_line(*self._q.popleft()))
         if events:
@@ -359,15 +364,20 @@ class CloudWatchSink:
             try:
                 q = self._q
                 while q:
+                    self._stop_if_abandoned()
                     line, seq, ts_ms = q.popleft()
                     events = split_line(line, seq, ts_ms)
                     if len(events) > 1:
                         self.counters["chunked"] += 1
-                    for event in events:
+                    for index, event in enumerate(events):
                         if not len(builder):
                             started = time.monotonic()
                         if not builder.add(event):
+                            # Held only here while the full batch goes out: close() must be
+                            # able to spill them if that put hangs.
+                            self._pending = events[index:]
                             self._deliver(builder.take())
+                            self._pending = []
                             started = time.monotonic()
                             builder.add(event)
                     if len(q) < self.queue_size:
@@ -386,6 +396,10 @@ class CloudWatchSink:
                         or self._retry_at > self._deadline:
                     return
                 time.sleep(min(0.05, max(0.0, self._retry_at - time.monotonic())))
+
+    def _stop_if_abandoned(self) -> None:
+        if self._abandoned:  # close() has spilled what this thread held
+            raise _Abandoned
 
     def _near_deadline(self) -> bool:
         return self._stopping and time.monotonic() >= self._deadline - 1.0
@@ -425,8 +439,7 @@ class CloudWatchSink:
         """One PutLogEvents call; True when the batch is settled (stored or reported rejected)."""
         self.counters["calls"] += 1
         result = self._delivery.put(group, stream, events)
-        if self._abandoned:
-            raise _Abandoned
+        self._stop_if_abandoned()
         if result.outcome is Outcome.RETRY:
             self.counters["retried"] += 1
             self._backoff = min(self.max_backoff, self._backoff * 2 if self._backoff else 0.1)

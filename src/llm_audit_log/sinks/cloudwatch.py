@@ -458,11 +458,11 @@ class CloudWatchHandler(logging.Handler):
                 # Deliver first (within half the time), so that what the service rejects
                 # now is still sealed as a gap line before the footer.
                 wait = self.sink.close_timeout if timeout is None else timeout
-                flushed = self._chain is not None
-                if flushed:
+                started = time.monotonic()
+                if self._chain is not None:
                     self.sink.flush(wait / 2)
                 self._end_log()
-                delivered = self.sink.close(wait / 2 if flushed else wait)
+                delivered = self.sink.close(max(0.0, wait - (time.monotonic() - started)))
             finally:
                 super().close()
         return delivered

@@ -366,7 +366,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
     def close(self) -> None:
         """Write the closing footer, fsync and release; safe to call twice."""
         with self.lock:  # type: ignore[union-attr]
-            flushed = self._fd is not None
+            started = time.monotonic()
             try:
                 if self._fd is not None:
                     try:
@@ -383,8 +383,8 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
                 self._release_name()
             finally:
                 for sink in self._sinks:
-                    # Delivers or spills everything; never raises.
-                    sink.close(sink.close_timeout / 2 if flushed else None)
+                    # Delivers or spills everything in the time left; never raises.
+                    sink.close(max(0.0, sink.close_timeout - (time.monotonic() - started)))
                 super().close()
 
     def handle(self, record: logging.LogRecord) -> bool:

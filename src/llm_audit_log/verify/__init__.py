@@ -63,8 +63,8 @@ def verify_paths(
             f"cannot read {exc.filename or 'the logs'}: {exc.strerror or type(exc).__name__}"
         ) from None
     report = verify_files(files, ring, progress)
-    if not files:
-        for path in paths:
+    for path in paths:  # a directory with nothing in it is named, not passed over
+        if os.path.isdir(path) and not collect_files([os.fspath(path)]):
             report.add(Finding(Verdict.CANNOT_VERIFY, os.fspath(path),
                                "no log files here (hidden files are not read)"))
     return report
