@@ -492,11 +492,15 @@ class TestMirror:
         assert 1 == report.exit_code
 
 
-    def test_mirroring_added_to_a_running_log_ships_only_what_follows(self, aws, keyring,
-                                                                       tmp_path, payload):
-        """The README's caveat: the stream alone reports the earlier lines as missing."""
+    def test_mirroring_added_to_a_running_log_verifies_from_where_it_began(
+            self, aws, keyring, tmp_path, payload):
+        """
+        CloudWatch added to a log that already has lines: the first mirrored file's signed
+        header says so, and the stream verifies alone from there (MIRROR_START, exit 0).
+        The local files never get that excuse: cut to the same file, they miss a prefix.
+        """
         logs = tmp_path / "logs"
-        for mirrored in (False, True):
+        for mirrored in (False, True, True):
             options = {"cloudwatch": {"log_group": "late", "create_group": True,
                                       "region": REGION}} if mirrored else {}
             handler = AuditFileHandler(logs / "audit.jsonl", keyring=keyring, **options)
@@ -506,10 +510,21 @@ class TestMirror:
             logger.addHandler(handler)
             logger.info("login", extra={"audit": payload()})
             handler.close()
+
         stream = verify_cloudwatch("late", None, keyring, client=aws)
+        crossed = verify_cloudwatch("late", None, keyring, client=aws, against=[logs])
+        files = sorted(logs.glob("audit-*.jsonl"))
+        headers = [json.loads(p.read_bytes().split(b"\n")[0])["body"] for p in files]
+
         assert 0 == verify_paths([logs], keyring).exit_code
-        assert Verdict.MISSING_PREFIX in {f.verdict for f in stream.findings}
-        assert 1 == stream.exit_code
+        assert [None, ["cloudwatch:late"], None] == [h.get("mirror_starts") for h in headers]
+        assert 0 == stream.exit_code, stream.findings
+        assert [Verdict.MIRROR_START] == [f.verdict for f in stream.findings
+                                          if f.verdict is not Verdict.RESUMED]
+        assert 0 == crossed.exit_code, crossed.findings
+        files[0].unlink()  # the local copy cut to the first mirrored file: not excused
+        assert Verdict.MISSING_PREFIX in {f.verdict for f in
+                                          verify_paths([logs], keyring).findings}
 
     def test_a_log_cut_back_to_a_clean_close_is_caught_by_the_stream(self, aws, keyring,
                                                                     tmp_path, payload):

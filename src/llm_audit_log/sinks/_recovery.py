@@ -46,6 +46,7 @@ class RecoveryMixin:
     _encryption: FileEncryption | None
     _lost: int
     _abandoned: list[dict[str, Any]]
+    _mirror_starts: list[str]
 
     if TYPE_CHECKING:  # provided by AuditFileHandler, RetentionMixin and RotationMixin
         def rotation_filename(self, default_name: str) -> str: ...
@@ -54,6 +55,7 @@ class RecoveryMixin:
         def _rotate_key(self, new_kid: str) -> None: ...
         def _apply_retention(self) -> None: ...
         def _report(self, message: str) -> None: ...
+        def _mirror_names(self) -> list[str]: ...
 
     def _file_path(self, index: int) -> str:
         default = os.path.join(self._dir, f"{self._log_name}-{index:06d}{self._suffix}")
@@ -189,6 +191,10 @@ class RecoveryMixin:
                                     prev_hash=last.hash, kid=last.kid,
                                     mac=keyring.mac_function(last.kid))
                 clean = last.kind == LineKind.FOOTER and not self._lost
+                # Sinks the log was not mirrored to until now: their copy begins here.
+                before = header.body.get("mirrored_to")
+                self._mirror_starts = [name for name in self._mirror_names()
+                                       if not isinstance(before, list) or name not in before]
                 self._new_file(index + 1, "restart" if clean else "resume", index)
                 if not clean:
                     self._write_body(LineKind.RESUME, {

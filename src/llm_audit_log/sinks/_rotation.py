@@ -59,6 +59,7 @@ class RotationMixin:
     _roll_hold_until: float
     _header_seq: int
     _header_prev: str
+    _mirror_starts: list[str]
 
     if TYPE_CHECKING:  # provided by logging.Handler, AuditFileHandler and the other mixins
         def format(self, record: logging.LogRecord) -> str: ...
@@ -69,6 +70,7 @@ class RotationMixin:
         def _close_fd(self, *, sync: bool) -> None: ...
         def _fsync_dir(self) -> None: ...
         def _apply_retention(self) -> None: ...
+        def _mirror_names(self) -> list[str]: ...
 
     # -- stdlib surface -----------------------------------------------------------------------
     def shouldRollover(self, record: logging.LogRecord) -> bool:
@@ -165,6 +167,12 @@ class RotationMixin:
         if self._abandoned:  # torn files a crash left while creating them
             header["abandoned"] = self._abandoned
             self._abandoned = []
+        mirrors = self._mirror_names()
+        if mirrors:  # where this file's lines also go (a copy verifies on its own)
+            header["mirrored_to"] = mirrors
+        if self._mirror_starts:  # a copy that begins with this file: the log ran before it
+            header["mirror_starts"] = self._mirror_starts
+            self._mirror_starts = []
         self._write_body(LineKind.HEADER, header)
         self._rollover_at = self._next_rollover(time.time())
 

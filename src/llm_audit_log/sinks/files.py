@@ -201,6 +201,7 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
         self._unsynced = 0
         self._lost = 0
         self._abandoned: list[dict[str, Any]] = []
+        self._mirror_starts: list[str] = []
         self._rollover_at: float | None = None
         self._header_seq = 0
         self._header_prev = GENESIS_PREV
@@ -238,6 +239,10 @@ class AuditFileHandler(RecoveryMixin, RetentionMixin, RotationMixin, logging.Han
     def rotation_filename(self, default_name: str) -> str:
         """Honour ``namer`` as the stdlib rotating handlers do."""
         return default_name if not callable(self.namer) else self.namer(default_name)
+
+    def _mirror_names(self) -> list[str]:
+        """The sinks as file headers name them (``cloudwatch:<log group>``)."""
+        return [f"cloudwatch:{sink.log_group}" for sink in self._sinks]
 
     @property
     def sinks(self) -> tuple[Any, ...]:

@@ -243,6 +243,25 @@ def _line_keys(lines: Iterator[bytes], keyring: Keyring) -> dict[str, dict[int, 
     return keys
 
 
+def _mirror_starts(streams: list[StreamLines], keyring: Keyring) -> dict[str, int]:
+    """(log -> seq of the first header saying mirroring to the stream's group began there)."""
+    starts: dict[str, int] = {}
+    for stream in streams:
+        name = f"cloudwatch:{stream.group}"
+        for raw in stream.lines:
+            if b'"mirror_starts"' not in raw:
+                continue
+            try:
+                line = parse_line(raw)
+            except MalformedLineError:
+                continue
+            named = line.body.get("mirror_starts")
+            if line.kind == LineKind.HEADER and isinstance(named, list) and name in named \
+                    and keyring.verify_mac(line.kid, line.mac_input, line.mac):
+                starts[line.log_id] = min(line.seq, starts.get(line.log_id, line.seq))
+    return starts
+
+
 def _ranges(seqs: list[int], limit: int = 5) -> str:
     runs: list[str] = []
     start = prev = seqs[0]
@@ -275,6 +294,7 @@ def cross_check(report: Report, streams: list[StreamLines], paths: Sequence[str]
     """
     remote = _line_keys((raw for s in streams for raw in s.lines), keyring)
     local = _line_keys(_local_lines(paths), keyring)
+    mirrored_from = _mirror_starts(streams, keyring)
     where = ", ".join(s.name for s in streams) or "cloudwatch"
     for log_id in sorted(set(remote) | set(local)):
         ours, theirs = local.get(log_id, {}), remote.get(log_id, {})
@@ -288,7 +308,10 @@ def cross_check(report: Report, streams: list[StreamLines], paths: Sequence[str]
                                f"log {log_id} is in the local files ({len(ours)} line(s)) but "
                                "not in the stream(s)"))
             continue
-        only_local = sorted(set(ours) - set(theirs))
+        # Lines from before mirroring to this group began (a signed header says where)
+        # were never sent; the files alone hold them.
+        begins = mirrored_from.get(log_id, -1)
+        only_local = sorted(seq for seq in set(ours) - set(theirs) if seq >= begins)
         only_remote = sorted(set(theirs) - set(ours))
         differ = sorted(s for s in set(ours) & set(theirs) if ours[s] != theirs[s])
         if only_local:

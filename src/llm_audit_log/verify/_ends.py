@@ -81,9 +81,15 @@ class _LogEnds(_ChainWalk):
                  and p.body.get("first_kept_seq") == first.seq
                  and p.body.get("first_kept_prev") == first.prev)
                 or _pruned_successor(p, index, first) for p in self.prunes)
+            source = self.summary.files[0] if self.summary.files else None
             if accounted:
-                self.find(Verdict.PRUNED, self.summary.files[0] if self.summary.files else None,
+                self.find(Verdict.PRUNED, source,
                           "older files were deleted by retention after a signed prune record")
+            elif source is not None and _mirror_begins(first, source):
+                self.find(Verdict.MIRROR_START, source,
+                          f"this copy begins at seq {first.seq} (file index {index}): its "
+                          "signed header says the log was mirrored here from then on; the "
+                          "lines before are in the writer's local files")
             else:
                 self.find(Verdict.MISSING_PREFIX,
                           self.summary.files[0] if self.summary.files else None,
@@ -130,6 +136,19 @@ class _LogEnds(_ChainWalk):
                                         "newest file was deleted"))
         else:
             self.summary.closed = True
+
+
+def _mirror_begins(first: ParsedLine, source: str) -> bool:
+    """
+    Whether ``source`` is a copy whose first header says mirroring to it began there.
+
+    Only a remote copy (a CloudWatch stream of the group the header names) is excused:
+    the writer's files must always start at genesis or at a signed prune.
+    """
+    starts = first.body.get("mirror_starts")
+    return isinstance(starts, list) and any(
+        isinstance(name, str) and name.startswith("cloudwatch:")
+        and source.startswith(f"{name}/") for name in starts)
 
 
 def _pruned_successor(prune: ParsedLine, index: object, first: ParsedLine) -> bool:

@@ -64,6 +64,7 @@ class Verdict(str, enum.Enum):
     KEY_ROTATED = "key_rotated"
     EMPTY_FILE = "empty_file"
     DELIVERY_GAP = "delivery_gap"
+    MIRROR_START = "mirror_start"
 
     @property
     def severity(self) -> Severity:
@@ -91,6 +92,8 @@ _SEVERITY = {
     Verdict.RESUMED: Severity.INFO,
     Verdict.PRUNED: Severity.INFO,
     Verdict.KEY_ROTATED: Severity.INFO,
+    # A remote copy that begins where the writer's signed header says mirroring began.
+    Verdict.MIRROR_START: Severity.INFO,
     # The writer reuses an empty file it left behind; one that stays empty is a crash not
     # yet recovered from, or a log emptied by someone: never "verified".
     Verdict.EMPTY_FILE: Severity.INCOMPLETE,
