@@ -57,9 +57,9 @@ def _found(scrubber: Scrubber, item: corpus.Planted) -> bool:
 
 class TestCorpus:
     def test_every_kind_is_planted(self, planted):
-        """The corpus covers every built-in kind, at least 20 values each."""
+        """The corpus covers every text kind, at least 20 values each (RAW_TEXT: below)."""
         per_kind = Counter(item.kind for item in planted)
-        assert set(DETECTOR_KINDS) == set(per_kind)
+        assert set(DETECTOR_KINDS) - {"RAW_TEXT"} == set(per_kind)
         assert min(per_kind.values()) >= 20
 
     def test_sentences_look_like_llm_app_logs(self, planted, negatives):
@@ -237,3 +237,39 @@ class TestShapesSeenInTheWild:
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})
+
+
+class TestRawTextUnderItsNames:
+    """RAW_TEXT is decided by the key, in payloads and extras: raw LLM text is never kept."""
+
+    @pytest.mark.parametrize("key", ["prompt", "response", "completion", "messages",
+                                     "system_prompt", "query", "content", "Prompt"])
+    def test_twenty_values_under_each_name_become_one_marker_each(self, default_scrubber,
+                                                                  planted, key):
+        sentences = [p.text for p in planted[:20]]
+        payload = {"metadata": {key: None, "nested": [{key: text} for text in sentences]},
+                   "model": "gpt-4o-mini"}
+        counts: dict[str, int] = {}
+        out = default_scrubber.scrub_value(payload, counts)
+        shown = repr(out)
+        assert [] == [text for text in sentences if text in shown]
+        assert {"RAW_TEXT": 20} == counts
+        assert out["metadata"][key] is None and "gpt-4o-mini" == out["model"]
+
+    def test_a_chat_is_one_linkable_marker(self, default_scrubber):
+        """A message list is hashed as a whole: the same chat gives the same marker."""
+        chat = [{"role": "user", "content": "My card is on file, call me at home."}]
+        first = default_scrubber.scrub_value({"messages": chat}, {})["messages"]
+        again = default_scrubber.scrub_value({"messages": [dict(chat[0])]}, {})["messages"]
+        assert first == again
+        assert MARKER.fullmatch(first).group(1) == "RAW_TEXT"
+
+    def test_names_that_only_contain_the_words_are_left(self, default_scrubber):
+        payload = {"metadata": {"prompt_template": "v3", "response_ms": 830,
+                                "content_type": "text/plain", "query_count": 2}}
+        assert payload is default_scrubber.scrub_value(payload, {})
+
+    def test_it_can_be_switched_off(self):
+        scrubber = Scrubber(digest=keyed(b"k1" * 16), disable=["RAW_TEXT"])
+        payload = {"metadata": {"prompt": "Summarise the refund policy."}}
+        assert payload is scrubber.scrub_value(payload, {})

@@ -162,6 +162,26 @@ class TestOtherHandlersOfTheAuditLogger:
         assert {"internal error while processing (KeyError)"} == reasons
 
 
+class TestRawTextElsewhere:
+    def test_a_prompt_in_metadata_or_an_extra_is_never_kept_as_text(self, audit_log):
+        """Raw text under metadata.prompt, or as a flat extra beside the payload: hashed."""
+        logger, _handler, _ring, directory = audit_log
+        stream = io.StringIO()
+        console = logging.StreamHandler(stream)
+        console.setFormatter(JsonFormatter())
+        logger.addHandler(console)
+        prompt = "I am Jane Doe and I live at 12 Elm Street; summarise my contract."
+        try:
+            logger.info("asked", extra={"audit": {
+                "event_type": "tool.call", "user_id": "u-1", "status": "success",
+                "tool_name": "search", "metadata": {"prompt": prompt}}, "messages": [prompt]})
+        finally:
+            logger.removeHandler(console)
+        output = stream.getvalue() + raw_bytes(directory).decode()
+        assert "Jane Doe" not in output
+        assert {"RAW_TEXT": 1} == bodies(directory)[0]["scrubbed"]
+
+
 class TestRejectedRecords:
     def test_a_payload_attribute_named_with_an_underscore_is_cleared_too(self):
         """payload_attr="_audit": a rejected record keeps no raw payload for other handlers."""

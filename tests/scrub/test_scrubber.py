@@ -379,8 +379,9 @@ class TestConfiguration:
 
     def test_kinds_are_public(self):
         """DETECTOR_KINDS lists the built-in kind names."""
-        assert {"EMAIL", "AWS_ACCESS_KEY_ID", "SECRET_FIELD", "IP_ADDRESS"} <= DETECTOR_KINDS
-        assert len(DETECTOR_KINDS) == 21
+        assert {"EMAIL", "AWS_ACCESS_KEY_ID", "SECRET_FIELD", "IP_ADDRESS",
+                "RAW_TEXT"} <= DETECTOR_KINDS
+        assert len(DETECTOR_KINDS) == 22
 
 
 class TestFailClosed:

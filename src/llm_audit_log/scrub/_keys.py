@@ -34,6 +34,14 @@ KEY_TAILS: Final = (
 _SEPARATORS: Final = str.maketrans("", "", "-_. ")
 
 
+#: Names (normalised) under which applications put raw LLM text: the schemas hash these at
+#: the top of a payload; anywhere else the whole value becomes one keyed-hash marker.
+RAW_TEXT_KEYS: Final = frozenset({
+    "prompt", "prompts", "response", "responses", "completion", "completions", "messages",
+    "systemprompt", "userprompt", "query", "content",
+})
+
+
 def normalise_key(key: str) -> str:
     """Lower case without separators: ``X-Api-Key`` -> ``xapikey``."""
     return key.lower().translate(_SEPARATORS)

@@ -24,7 +24,7 @@ from llm_audit_log.scrub._detectors import (
     Span,
     key_value_finder,
 )
-from llm_audit_log.scrub._keys import builtin_secret_key, normalise_key
+from llm_audit_log.scrub._keys import RAW_TEXT_KEYS, builtin_secret_key, normalise_key
 from llm_audit_log.scrub._patterns import (
     CAPITAL_A,
     IPV4,
@@ -41,7 +41,7 @@ __all__ = ["DETECTOR_KINDS", "SCRUB_ERROR_MARKER", "Scrubber"]
 #: Every built-in kind name.
 DETECTOR_KINDS: Final = frozenset(
     {kind for family in FAMILIES.values() for kinds, _ in family for kind in kinds}
-    | KEY_VALUE_KINDS)
+    | KEY_VALUE_KINDS | {"RAW_TEXT"})
 #: Off unless asked for: four-part version strings look like IPv4 addresses.
 _OPT_IN: Final = frozenset({"IP_ADDRESS"})
 #: Key names whose verdict is remembered (schemas repeat them).
@@ -96,6 +96,7 @@ class Scrubber(PayloadWalk):
         "_max_chars",
         "_pem",
         "_redact_fields",
+        "_redact_raw_text",
         "_secret_cache",
         "_separator",
         "_x",
@@ -149,6 +150,7 @@ class Scrubber(PayloadWalk):
         self._marker = _config.Marker(marker)
         self._max_chars = _config.check_max_chars(max_chars)
         self._redact_fields = "SECRET_FIELD" in enabled
+        self._redact_raw_text = "RAW_TEXT" in enabled
         #: Key names seen clean and not credential-like (schemas repeat them).
         self._clean_keys: set[object] = set()
         self._secret_cache: dict[str, bool] = {}
@@ -169,6 +171,21 @@ class Scrubber(PayloadWalk):
         if len(self._secret_cache) < _KEY_CACHE_SIZE:
             self._secret_cache[key] = secret
         return secret
+
+    def whole_value_kind(self, key: object) -> str | None:
+        """
+        The kind a value under ``key`` is redacted as, whole; None to scrub it as usual.
+
+        ``SECRET_FIELD`` under a credential-like name, ``RAW_TEXT`` (one keyed-hash marker)
+        under a name for raw LLM text such as ``prompt``, ``messages`` or ``content``.
+        """
+        if type(key) is not str:
+            return None
+        if self._redact_fields and self.is_secret_key(key):
+            return "SECRET_FIELD"
+        if self._redact_raw_text and normalise_key(key) in RAW_TEXT_KEYS:
+            return "RAW_TEXT"
+        return None
 
     # -- strings ------------------------------------------------------------------------
 
@@ -347,9 +364,12 @@ class Scrubber(PayloadWalk):
         Under a credential-like name (``password``, ``api_key``...) the whole value is
         redacted, as inside payloads; otherwise it is scrubbed like any payload value.
         """
-        if self._redact_fields and type(key) is str and self.is_secret_key(key):
+        kind = self.whole_value_kind(key)
+        if kind is not None:
             try:
-                return self._redact_whole(value, counts, 0)
+                if kind == "RAW_TEXT":
+                    return self._raw_text(value, counts)
+                return self._redact_whole(value, counts, 0, kind)
             except Exception:
                 bump(counts, "SCRUB_ERROR")
                 return SCRUB_ERROR_MARKER

@@ -10,6 +10,7 @@ and only the containers on the path to a change copied.
 
 from __future__ import annotations
 
+import json
 import re
 from typing import Any, Final
 
@@ -52,6 +53,9 @@ class PayloadWalk:
     def is_secret_key(self, key: str) -> bool:
         raise NotImplementedError
 
+    def whole_value_kind(self, key: object) -> str | None:
+        raise NotImplementedError
+
     def _render(self, kind: str, value: str) -> str:
         raise NotImplementedError
 
@@ -85,7 +89,7 @@ class PayloadWalk:
         """Whether a key may take the fast path (a clean, non-credential name)."""
         if type(key) is not str:
             return not isinstance(key, str)
-        if self._redact_fields and self.is_secret_key(key):
+        if self.whole_value_kind(key) is not None:
             return False
         if self._strings_hit([key]):
             return False
@@ -112,7 +116,7 @@ class PayloadWalk:
             bump(counts, "SCRUB_ERROR")
             return SCRUB_ERROR_MARKER
         if isinstance(value, dict):
-            return self._walk_dict(value, counts, depth, secret=False)
+            return self._walk_dict(value, counts, depth, whole=None)
         if isinstance(value, list | tuple):
             items = [self._walk(item, counts, depth + 1) for item in value]
             return _rebuilt(value, items)
@@ -168,14 +172,17 @@ class PayloadWalk:
         return shown  # the repr holds a finding that the str does not: keep the str
 
     def _walk_dict(self, value: dict[Any, Any], counts: dict[str, int], depth: int, *,
-                   secret: bool) -> dict[Any, Any]:
+                   whole: str | None) -> dict[Any, Any]:
+        """``whole``: the kind every scalar inside becomes (under a credential key)."""
         result: dict[Any, Any] = {}
         changed = False
         for key, item in value.items():
             new_key = self.scrub_text(key, counts) if isinstance(key, str) else key
-            if secret or (self._redact_fields and isinstance(key, str)
-                          and self.is_secret_key(key)):
-                new_item = self._redact_whole(item, counts, depth + 1)
+            kind = whole or self.whole_value_kind(key)
+            if kind == "RAW_TEXT":
+                new_item = self._raw_text(item, counts)
+            elif kind is not None:
+                new_item = self._redact_whole(item, counts, depth + 1, kind)
             else:
                 new_item = self._walk(item, counts, depth + 1)
             if new_key is not key or new_item is not item:
@@ -185,7 +192,8 @@ class PayloadWalk:
             result[new_key] = new_item
         return result if changed else value
 
-    def _redact_whole(self, value: Any, counts: dict[str, int], depth: int) -> Any:
+    def _redact_whole(self, value: Any, counts: dict[str, int], depth: int,
+                      kind: str = "SECRET_FIELD") -> Any:
         """A value under a credential key: every scalar in it becomes a marker."""
         if value is None:
             return None
@@ -193,15 +201,38 @@ class PayloadWalk:
             bump(counts, "SCRUB_ERROR")
             return SCRUB_ERROR_MARKER
         if isinstance(value, dict):
-            return self._walk_dict(value, counts, depth, secret=True)
+            return self._walk_dict(value, counts, depth, whole=kind)
         if isinstance(value, list | tuple):
-            items = [self._redact_whole(item, counts, depth + 1) for item in value]
+            items = [self._redact_whole(item, counts, depth + 1, kind) for item in value]
             return _rebuilt(value, items)
         text = value if isinstance(value, str) else str(value)
         if text in self._allowlist or self._marker.pattern.fullmatch(text):
             return value
-        bump(counts, "SECRET_FIELD")
-        return self._render("SECRET_FIELD", text)
+        bump(counts, kind)
+        return self._render(kind, text)
+
+    def _raw_text(self, value: Any, counts: dict[str, int]) -> Any:
+        """
+        Raw LLM text under a name such as ``prompt`` or ``messages``: one keyed-hash marker.
+
+        A string, or a whole structure (a chat's message list) as its canonical JSON, so
+        equal prompts stay linkable; numbers, booleans and None stay as they are.
+        """
+        if value is None or type(value) in (bool, int, float):
+            return value
+        if isinstance(value, str):
+            text = value
+        else:
+            try:
+                text = json.dumps(value, sort_keys=True, separators=(",", ":"),
+                                  ensure_ascii=False, default=repr)
+            except Exception:  # unprintable (a cycle, say): nothing of it is kept
+                bump(counts, "SCRUB_ERROR")
+                return SCRUB_ERROR_MARKER
+        if self._marker.pattern.fullmatch(text):  # already a marker (scrubbed twice)
+            return value
+        bump(counts, "RAW_TEXT")
+        return self._render("RAW_TEXT", text)
 
 
 def _hashable(item: Any) -> Any:
