@@ -37,6 +37,8 @@ __all__ = ["GeneralPathMixin"]
 
 #: Attributes of a fresh LogRecord plus a nested payload; more means extras beside it.
 NESTED_RECORD_SIZE: Final = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) + 1
+#: What a rejected record keeps of its payload, when well formed and not the problem.
+_KEPT_WHEN_REJECTED: Final = ("user_id", "session_id", "request_id", "trace_id", "span_id")
 _NO_PAYLOAD: Final = "no audit payload (extra={'audit': {...}} or flat extras with event_type)"
 
 _TypeInfo = tuple[frozenset[str], tuple[tuple[str, str], ...], Callable[[dict[str, Any]], bool]]
@@ -187,11 +189,38 @@ class GeneralPathMixin:
             summary = "; ".join(f"{f or '/'}: {r}" for f, r in problems)
             raise AuditPayloadError(f"audit payload rejected: {summary}", tuple(problems))
         counts = {} if counts is None else counts
+        who = self._who(record, problems, counts)
         self._clear_rejected(record, counts)
         body = self.rejected_body(record, problems, event_type)
+        body.update(who)
         if counts:
             body["scrubbed"] = counts
         return AuditState(body, accepted=False)
+
+    def _who(self, record: logging.LogRecord, problems: list[tuple[str, str]],
+             counts: dict[str, int]) -> dict[str, str]:
+        """
+        Who acted, and in which request: kept by a rejected record for an investigation.
+
+        Only the fields in ``_KEPT_WHEN_REJECTED`` that are plain, short strings, were not
+        themselves a problem, and after scrubbing (a secret in them becomes a marker).
+        """
+        try:
+            raw, _nested = self._payload_of(record, record.__dict__)
+            if not isinstance(raw, Mapping):
+                return {}
+            flagged = {field.split("/")[1] for field, _ in problems if field.startswith("/")}
+            kept: dict[str, str] = {}
+            for name in _KEPT_WHEN_REJECTED:
+                value = raw.get(name)
+                if type(value) is not str or name in flagged or not 1 <= len(value) <= 256:
+                    continue
+                if self._scrubber is not None:
+                    value = self._scrubber.scrub_text(value, counts)
+                kept[name] = value
+        except Exception:  # a payload that breaks on reading keeps nothing
+            return {}
+        return kept
 
     def _clear_rejected(self, record: logging.LogRecord, counts: dict[str, int]) -> None:
         """

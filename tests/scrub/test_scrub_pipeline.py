@@ -182,6 +182,31 @@ class TestRawTextElsewhere:
         assert {"RAW_TEXT": 1} == bodies(directory)[0]["scrubbed"]
 
 
+class TestRejectedRecordsKeepWho:
+    def test_who_and_which_request_survive_a_rejection(self, audit_log):
+        """A wrong type elsewhere: the record still says who, scrubbed, never the bad value."""
+        logger, _handler, _ring, directory = audit_log
+        email = next(p for p in PLANTED if p.kind == "EMAIL").secret
+        logger.info("asked", extra={"audit": {
+            "event_type": "llm.completion", "user_id": "u-1842", "status": "success",
+            "session_id": f"s-1 {email}", "request_id": "r" * 300, "trace_id": "ab" * 16,
+            "model": "gpt-4o-mini", "tokens_input": "512"}})
+        body = bodies(directory)[0]
+        assert "audit.rejected" == body["event_type"]
+        assert ("u-1842", "ab" * 16) == (body["user_id"], body["trace_id"])
+        assert body["session_id"].startswith("s-1 [REDACTED:EMAIL:")
+        assert "request_id" not in body  # longer than any id: left out
+        assert "512" not in json.dumps(body)
+
+    def test_a_field_that_is_itself_the_problem_is_not_kept(self, audit_log):
+        logger, _handler, _ring, directory = audit_log
+        logger.info("asked", extra={"audit": {"event_type": "auth.login", "user_id": "u-1",
+                                              "status": "success", "trace_id": "not-hex"}})
+        body = bodies(directory)[0]
+        assert ("u-1", False) == (body["user_id"], "trace_id" in body)
+        assert {"/trace_id"} == {p["field"] for p in body["problems"]}  # length, pattern
+
+
 class TestRejectedRecords:
     def test_a_payload_attribute_named_with_an_underscore_is_cleared_too(self):
         """payload_attr="_audit": a rejected record keeps no raw payload for other handlers."""
