@@ -222,6 +222,9 @@ class TestShapesSeenInTheWild:
          "EMAIL"),
         ("call (415) 555-0132x123", "(415) 555-0132", "PHONE"),
         ("notify ops@example.com- now", "ops@example.com", "EMAIL"),
+        # A token after "_" (Markdown italics, an env-style prefix).
+        ("_{stripe}_", "{stripe}", "STRIPE_KEY"),
+        ("STRIPE_{stripe}", "{stripe}", "STRIPE_KEY"),
     ])
     def test_found(self, default_scrubber, text, value, kind):
         stripe = "sk" + "_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
@@ -230,6 +233,13 @@ class TestShapesSeenInTheWild:
         assert value not in out
         assert {kind} == {m.group(1) for m in MARKER.finditer(out)}
         assert text.replace(value, "") == MARKER.sub("", out)
+
+    def test_literals_under_credential_names_are_not_credentials(self, default_scrubber):
+        """true/false/null/None in JSON or Python text stay, and so do the braces after them."""
+        for text in ('{"api_token": null}', '{"require_password": false}',
+                     "{'use_auth': True}", "{'api_key': None}",
+                     '{"body": "{\\"remember_password\\": false}"}'):
+            assert text == default_scrubber.scrub_text(text, {}), text
 
     @pytest.mark.parametrize("text", [
         "pi 3.1415926535897932", "build 2024.06.26-4111", "mail local%40part", "ratio 31033/21465 tokens",

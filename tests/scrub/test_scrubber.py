@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import hmac
+import json
 import random
 import time
 
@@ -123,6 +125,20 @@ class TestScrubText:
                           if secret[i:i + 8] in out]
                 assert [] == leaked, (kind, inside, out[-120:])
 
+    def test_a_cap_inside_a_jwt_longer_than_a_page_leaves_no_part_of_it(self):
+        """A 16 KB JWT (a thousand group claims) with the cap in its payload: gone whole."""
+        def b64(data: bytes) -> str:
+            return base64.urlsafe_b64encode(data).decode().rstrip("=")
+
+        claims = {"sub": "ops@example.com", "groups": [f"group-{n:04d}" for n in range(1000)]}
+        token = ".".join((b64(json.dumps({"alg": "HS256", "typ": "JWT"}).encode()),
+                          b64(json.dumps(claims).encode()), b64(bytes(range(32)))))
+        small = Scrubber(digest=digest, max_chars=12_000)
+        out = small.scrub_text("x" * 100 + " " + token + " end", {})
+        assert "[TRUNCATED:" in out
+        assert [] == [token[i:i + 8] for i in range(0, len(token) - 7, 97)
+                      if token[i:i + 8] in out]
+
     def test_secret_after_the_cap_is_gone(self):
         """Text beyond the cap never reaches the output, scanned or not."""
         small = Scrubber(digest=digest, max_chars=100)
@@ -190,6 +206,11 @@ class TestScrubValue:
                                     "ms": 1732812345678.0}, {})
         assert marker("CARD_NUMBER", "4111111111111111") == out["n"]
         assert (4111111111111111.5, 1732812345678.0) == (out["x"], out["ms"])
+
+    def test_a_float_printed_with_an_exponent_is_no_card(self, scrubber):
+        """4.3e+18 is how a formatter shows it: no card number to see."""
+        payload = {"train_flops": 4.3e18, "params": 7.0e17}
+        assert payload is scrubber.scrub_value(payload, {})
 
     def test_clean_objects_pass_through(self, scrubber):
         """Objects whose printed forms hold nothing are left as they are."""

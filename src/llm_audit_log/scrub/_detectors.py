@@ -157,9 +157,18 @@ def _email(text: str, _tl: str, out: list[Span]) -> None:
             at = text.find(sign, at + 1)
 
 
+#: Unquoted values that are literals, not credentials (JSON's and Python's spellings).
+_NOT_SECRETS: Final = frozenset({"null", "none", "true", "false"})
+
+
 def _ascii_word(char: str) -> bool:
-    """A letter, digit or ``_`` of ASCII: a token glued to ``clé`` or ``密钥`` still counts."""
-    return char.isascii() and (char.isalnum() or char == "_")
+    """
+    An ASCII letter or digit: a token glued to ``clé`` or ``密钥`` still counts.
+
+    ``_`` is no part of the word here: ``_sk_live_..._`` (Markdown italics) and
+    ``STRIPE_sk_live_...`` are tokens too.
+    """
+    return char.isascii() and char.isalnum()
 
 
 def _in_url_userinfo(text: str, start: int) -> bool:
@@ -245,9 +254,12 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         return
     group = match.lastgroup or "bare"
     found = match.group(group)
-    if found in ("null", "None", "true", "false"):
-        return
     start, end = match.span(group)
+    if group == "bare":  # an unquoted value ends where its object, list or call does
+        found = found.rstrip("}])")
+        end = start + len(found)
+    if not found or found.lower() in _NOT_SECRETS:
+        return
     if p.AWS_SECRET_SHAPE.fullmatch(found) and p.HEX_ONLY.fullmatch(found) is None and (
             "secret" in normal or "aws" in text[max(0, sep - 48):sep].lower()):
         out.append((start, end, aws))

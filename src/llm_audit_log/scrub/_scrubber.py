@@ -49,8 +49,8 @@ _KEY_CACHE_SIZE: Final = 2048
 #: How far back from the cap truncation looks for whitespace, so no token is cut.
 _TRUNCATE_BACKOFF: Final = 256
 #: How far around the cap truncation looks for the start of a word, or for a finding that
-#: crosses the cap (a PEM key or a long JWT fits).
-_TRUNCATE_LOOK: Final = 8192
+#: crosses the cap (a PEM key, or the longest JWT the pattern takes, fits).
+_TRUNCATE_LOOK: Final = 16384
 #: Characters that end a word (a token, key or number never holds one).
 _SEPARATORS: Final = " \t\n\r\x0b\x0c\"'`,;:|<>(){}[]\\"
 

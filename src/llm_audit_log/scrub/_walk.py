@@ -128,9 +128,13 @@ class PayloadWalk:
         return self._foreign(value, counts, depth)
 
     def _number(self, value: float, counts: dict[str, int]) -> Any:
-        """A card number given as an int, or as a float with nothing after the point."""
+        """
+        A card number given as an int, or as a float printed with all its digits.
+
+        A float a formatter prints with an exponent (``4.3e+18``) shows no card number.
+        """
         if (value >= _CARD_INT or value <= -_CARD_INT) and "CARD_NUMBER" in self._enabled \
-                and (type(value) is int or value.is_integer()):
+                and (type(value) is int or (value.is_integer() and "e" not in repr(value))):
             digits = str(abs(int(value)))
             if card_ok(digits):
                 bump(counts, "CARD_NUMBER")
