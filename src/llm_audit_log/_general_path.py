@@ -11,6 +11,7 @@ needs to know about each event type is worked out here too, once per type.
 from __future__ import annotations
 
 import logging
+import re
 import time
 from collections.abc import Callable, Mapping
 from typing import TYPE_CHECKING, Any, Final
@@ -37,8 +38,13 @@ __all__ = ["GeneralPathMixin"]
 
 #: Attributes of a fresh LogRecord plus a nested payload; more means extras beside it.
 NESTED_RECORD_SIZE: Final = len(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) + 1
-#: What a rejected record keeps of its payload, when well formed and not the problem.
-_KEPT_WHEN_REJECTED: Final = ("user_id", "session_id", "request_id", "trace_id", "span_id")
+#: What a rejected record keeps of its payload, when shaped as an identifier (no spaces:
+#: never free text) and not itself the problem.
+_ID: Final = re.compile(r"[A-Za-z0-9._:@/+=-]{1,128}")
+_KEPT_WHEN_REJECTED: Final = {
+    "user_id": _ID, "session_id": _ID, "request_id": _ID,
+    "trace_id": re.compile(r"[0-9a-f]{32}"), "span_id": re.compile(r"[0-9a-f]{16}"),
+}
 _NO_PAYLOAD: Final = "no audit payload (extra={'audit': {...}} or flat extras with event_type)"
 
 _TypeInfo = tuple[frozenset[str], tuple[tuple[str, str], ...], Callable[[dict[str, Any]], bool]]
@@ -202,8 +208,8 @@ class GeneralPathMixin:
         """
         Who acted, and in which request: kept by a rejected record for an investigation.
 
-        Only the fields in ``_KEPT_WHEN_REJECTED`` that are plain, short strings, were not
-        themselves a problem, and after scrubbing (a secret in them becomes a marker).
+        Only the fields in ``_KEPT_WHEN_REJECTED`` shaped as identifiers, not themselves a
+        problem, and after scrubbing (a secret in them becomes a marker).
         """
         try:
             raw, _nested = self._payload_of(record, record.__dict__)
@@ -211,9 +217,9 @@ class GeneralPathMixin:
                 return {}
             flagged = {field.split("/")[1] for field, _ in problems if field.startswith("/")}
             kept: dict[str, str] = {}
-            for name in _KEPT_WHEN_REJECTED:
+            for name, shape in _KEPT_WHEN_REJECTED.items():
                 value = raw.get(name)
-                if type(value) is not str or name in flagged or not 1 <= len(value) <= 256:
+                if type(value) is not str or name in flagged or not shape.fullmatch(value):
                     continue
                 if self._scrubber is not None:
                     value = self._scrubber.scrub_text(value, counts)

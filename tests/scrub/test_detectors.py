@@ -234,6 +234,13 @@ class TestShapesSeenInTheWild:
         assert {kind} == {m.group(1) for m in MARKER.finditer(out)}
         assert text.replace(value, "") == MARKER.sub("", out)
 
+    @pytest.mark.parametrize("text", ['{"password": "None"}', '{"password": "TRUE"}',
+                                      "password=NULL", "db_password='None'"])
+    def test_a_password_spelled_like_a_literal_is_still_a_password(self, default_scrubber,
+                                                                   text):
+        """Quoted, or in another case, it is a string: redacted like any other value."""
+        assert "[REDACTED:SECRET_FIELD:" in default_scrubber.scrub_text(text, {})
+
     def test_literals_under_credential_names_are_not_credentials(self, default_scrubber):
         """true/false/null/None in JSON or Python text stay, and so do the braces after them."""
         for text in ('{"api_token": null}', '{"require_password": false}',
@@ -278,6 +285,12 @@ class TestRawTextUnderItsNames:
         payload = {"metadata": {"prompt_template": "v3", "response_ms": 830,
                                 "content_type": "text/plain", "query_count": 2}}
         assert payload is default_scrubber.scrub_value(payload, {})
+
+    def test_a_card_given_as_a_number_under_such_a_name_is_still_a_card(self,
+                                                                      default_scrubber):
+        out = default_scrubber.scrub_value({"content": 4111111111111111, "query": 7}, {})
+        assert "CARD_NUMBER" == MARKER.fullmatch(out["content"]).group(1)
+        assert 7 == out["query"]
 
     def test_it_can_be_switched_off(self):
         scrubber = Scrubber(digest=keyed(b"k1" * 16), disable=["RAW_TEXT"])

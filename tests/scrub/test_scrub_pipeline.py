@@ -189,14 +189,14 @@ class TestRejectedRecordsKeepWho:
         email = next(p for p in PLANTED if p.kind == "EMAIL").secret
         logger.info("asked", extra={"audit": {
             "event_type": "llm.completion", "user_id": "u-1842", "status": "success",
-            "session_id": f"s-1 {email}", "request_id": "r" * 300, "trace_id": "ab" * 16,
-            "model": "gpt-4o-mini", "tokens_input": "512"}})
+            "session_id": email, "request_id": "Jane Doe, 12 Elm St", "trace_id": "ab" * 16,
+            "span_id": "not-hex-at-all!", "model": "gpt-4o-mini", "tokens_input": "512"}})
         body = bodies(directory)[0]
         assert "audit.rejected" == body["event_type"]
         assert ("u-1842", "ab" * 16) == (body["user_id"], body["trace_id"])
-        assert body["session_id"].startswith("s-1 [REDACTED:EMAIL:")
-        assert "request_id" not in body  # longer than any id: left out
-        assert "512" not in json.dumps(body)
+        assert body["session_id"].startswith("[REDACTED:EMAIL:")
+        assert "request_id" not in body and "span_id" not in body  # not identifier-shaped
+        assert "512" not in json.dumps(body) and "Jane" not in json.dumps(body)
 
     def test_a_field_that_is_itself_the_problem_is_not_kept(self, audit_log):
         logger, _handler, _ring, directory = audit_log

@@ -32,6 +32,12 @@ from llm_audit_log.sinks._sender import IGNORED_LOGGERS
 from llm_audit_log.sinks._spill import Spill
 from llm_audit_log.sinks.cloudwatch import CloudWatchHandler, CloudWatchSink
 from llm_audit_log.verify import verify_cloudwatch
+from llm_audit_log.verify._cloudwatch import (
+    StreamLines,
+    cross_check,
+    read_streams,
+    verify_streams,
+)
 
 REGION = "us-east-1"
 
@@ -525,6 +531,61 @@ class TestMirror:
         files[0].unlink()  # the local copy cut to the first mirrored file: not excused
         assert Verdict.MISSING_PREFIX in {f.verdict for f in
                                           verify_paths([logs], keyring).findings}
+
+    @staticmethod
+    def _run(logs: Path, keyring: Any, payload: Any, group: str | None,
+             handler_class: type[AuditFileHandler] = AuditFileHandler) -> None:
+        options = {"cloudwatch": {"log_group": group, "create_group": True,
+                                  "region": REGION}} if group else {}
+        handler = handler_class(logs / "audit.jsonl", keyring=keyring, **options)
+        logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.info("login", extra={"audit": payload()})
+        handler.close()
+
+    def test_a_header_of_an_earlier_release_never_yields_a_mirror_start(self, aws, keyring,
+                                                                       tmp_path, payload):
+        """Mirrored since genesis by a release that did not say so: no excuse is signed."""
+
+        class EarlierRelease(AuditFileHandler):
+            def _write_body(self, kind: str, body: dict[str, Any]) -> None:
+                body.pop("mirrored_to", None)
+                super()._write_body(kind, body)
+
+        logs = tmp_path / "logs"
+        self._run(logs, keyring, payload, "g", EarlierRelease)
+        self._run(logs, keyring, payload, "g")
+        headers = [json.loads(p.read_bytes().split(b"\n")[0])["body"]
+                   for p in sorted(logs.glob("audit-*.jsonl"))]
+        assert [None, None] == [h.get("mirror_starts") for h in headers]
+        assert [None, ["cloudwatch:g"]] == [h.get("mirrored_to") for h in headers]
+
+    def test_an_excuse_covers_only_its_own_group_and_only_unmirrored_files(
+            self, aws, keyring, tmp_path, payload):
+        """
+        Mirrored to /audit/prod, then a run without mirroring, then /audit/prod again (a
+        mirror start). Lines cut from the stream before that start are found by --against,
+        and the copy passed off under another group gets no excuse.
+        """
+        logs = tmp_path / "logs"
+        for group in ("/audit/prod", None, "/audit/prod"):
+            self._run(logs, keyring, payload, group)
+        streams = read_streams(aws, "/audit/prod", None)
+        (last,) = [s for s in streams if b'"mirror_starts"' in s.lines[0]]
+        cut = StreamLines("/audit/prod", last.stream, lines=list(last.lines))  # run 1 deleted
+        report = verify_streams([cut], keyring)
+        cross_check(report, [cut], [str(logs)], keyring)
+        elsewhere = verify_streams([StreamLines("/audit", "s", lines=list(last.lines))],
+                                   keyring)
+
+        assert 2 == len(streams)
+        assert Verdict.MIRROR_START in {f.verdict for f in report.findings}
+        missing = [f for f in report.findings if f.verdict is Verdict.GAP]
+        assert 1 == len(missing) and "missing from CloudWatch" in missing[0].detail
+        assert "seq 0..2" in missing[0].detail  # the first run's file, not the second's
+        assert Verdict.MISSING_PREFIX in {f.verdict for f in elsewhere.findings}
 
     def test_a_log_cut_back_to_a_clean_close_is_caught_by_the_stream(self, aws, keyring,
                                                                     tmp_path, payload):

@@ -157,8 +157,9 @@ def _email(text: str, _tl: str, out: list[Span]) -> None:
             at = text.find(sign, at + 1)
 
 
-#: Unquoted values that are literals, not credentials (JSON's and Python's spellings).
-_NOT_SECRETS: Final = frozenset({"null", "none", "true", "false"})
+#: Unquoted values that are literals, not credentials (JSON's and Python's spellings,
+#: exactly): a quoted "None" or "TRUE" is a string, and may be a password.
+_LITERALS: Final = frozenset({"null", "true", "false", "None", "True", "False"})
 
 
 def _ascii_word(char: str) -> bool:
@@ -258,7 +259,9 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
     if group == "bare":  # an unquoted value ends where its object, list or call does
         found = found.rstrip("}])")
         end = start + len(found)
-    if not found or found.lower() in _NOT_SECRETS:
+        if found in _LITERALS:
+            return
+    if not found:
         return
     if p.AWS_SECRET_SHAPE.fullmatch(found) and p.HEX_ONLY.fullmatch(found) is None and (
             "secret" in normal or "aws" in text[max(0, sep - 48):sep].lower()):

@@ -220,10 +220,12 @@ class PayloadWalk:
         Raw LLM text under a name such as ``prompt`` or ``messages``: one keyed-hash marker.
 
         A string, or a whole structure (a chat's message list) as its canonical JSON, so
-        equal prompts stay linkable; numbers, booleans and None stay as they are.
+        equal prompts stay linkable; booleans and None stay, numbers are checked as cards.
         """
-        if value is None or type(value) in (bool, int, float):
+        if value is None or type(value) is bool:
             return value
+        if type(value) in (int, float):
+            return self._number(value, counts)  # a card number given as a number goes
         if isinstance(value, str):
             text = value
         else:

@@ -191,10 +191,12 @@ class RecoveryMixin:
                                     prev_hash=last.hash, kid=last.kid,
                                     mac=keyring.mac_function(last.kid))
                 clean = last.kind == LineKind.FOOTER and not self._lost
-                # Sinks the log was not mirrored to until now: their copy begins here.
+                # Sinks the log was not mirrored to until now: their copy begins here. Only
+                # when the last header says where it was mirrored (headers of earlier
+                # releases do not): an excuse the log cannot back must never be signed.
                 before = header.body.get("mirrored_to")
                 self._mirror_starts = [name for name in self._mirror_names()
-                                       if not isinstance(before, list) or name not in before]
+                                       if isinstance(before, list) and name not in before]
                 self._new_file(index + 1, "restart" if clean else "resume", index)
                 if not clean:
                     self._write_body(LineKind.RESUME, {

@@ -167,9 +167,9 @@ class RotationMixin:
         if self._abandoned:  # torn files a crash left while creating them
             header["abandoned"] = self._abandoned
             self._abandoned = []
-        mirrors = self._mirror_names()
-        if mirrors:  # where this file's lines also go (a copy verifies on its own)
-            header["mirrored_to"] = mirrors
+        # Where this file's lines also go (none: []), so that a later start that adds a
+        # sink can say its copy begins there, and a cross-check knows what to expect.
+        header["mirrored_to"] = self._mirror_names()
         if self._mirror_starts:  # a copy that begins with this file: the log ran before it
             header["mirror_starts"] = self._mirror_starts
             self._mirror_starts = []

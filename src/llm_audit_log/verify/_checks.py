@@ -298,19 +298,20 @@ def verify_files(files: list[str], keyring: Keyring,
 
 
 def verify_sources(sources: list[tuple[str, list[bytes]]], keyring: Keyring,
-                   report: Report | None = None) -> Report:
+                   report: Report | None = None, remote_group: str | None = None) -> Report:
     """
     Verify virtual files, each a name and its complete lines (without newlines), like files.
 
-    CloudWatch streams arrive this way, split at their header lines (see ``_cloudwatch``).
+    CloudWatch streams arrive this way, split at their header lines (see ``_cloudwatch``);
+    ``remote_group`` names their log group.
     """
     return _verify_infos([_anchor(name, keyring, lines) for name, lines in sources], keyring,
-                         None, report)
+                         None, report, remote_group)
 
 
 def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
                   progress: Callable[[int], None] | None,
-                  report: Report | None = None) -> Report:
+                  report: Report | None = None, remote_group: str | None = None) -> Report:
     report = report if report is not None else Report()
     report.files_checked += len(infos)
     done = 0
@@ -344,6 +345,7 @@ def _verify_infos(infos: list[_FileInfo], keyring: Keyring,
     for log_id, members in sorted(logs.items()):
         members.sort(key=lambda i: (i.anchor.seq if i.anchor else -1, i.path))
         walk = _LogWalk(report, keyring, log_id)
+        walk.remote_group = remote_group
         for info in members:
             walk.walk_file(info, advance(info.size))
             done += info.size

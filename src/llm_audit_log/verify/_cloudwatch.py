@@ -226,8 +226,9 @@ def verify_streams(streams: list[StreamLines], keyring: Keyring,
     if not any(s.lines for s in streams) and not report.findings:
         report.add(Finding(Verdict.CANNOT_VERIFY, None, "no events in the stream(s)"))
         return report
+    groups = {s.group for s in streams}
     return verify_sources(stream_sources(streams) if sources is None else sources, keyring,
-                          report)
+                          report, groups.pop() if len(groups) == 1 else None)
 
 
 def _line_keys(lines: Iterator[bytes], keyring: Keyring) -> dict[str, dict[int, str]]:
@@ -243,23 +244,32 @@ def _line_keys(lines: Iterator[bytes], keyring: Keyring) -> dict[str, dict[int, 
     return keys
 
 
-def _mirror_starts(streams: list[StreamLines], keyring: Keyring) -> dict[str, int]:
-    """(log -> seq of the first header saying mirroring to the stream's group began there)."""
-    starts: dict[str, int] = {}
-    for stream in streams:
-        name = f"cloudwatch:{stream.group}"
-        for raw in stream.lines:
-            if b'"mirror_starts"' not in raw:
+def _unmirrored_local(paths: Sequence[str], keyring: Keyring,
+                      name: str) -> dict[str, set[int]]:
+    """
+    (log -> seqs) of local lines never sent to ``name``.
+
+    They are the lines of files whose verified header lists where the file was mirrored
+    (``mirrored_to``) without ``name``; a header without the list (an earlier release's)
+    excuses nothing.
+    """
+    skip: dict[str, set[int]] = defaultdict(set)
+    for path in collect_files(list(paths)):
+        excused = False
+        for raw in iter_lines(path):
+            if not raw.terminated or raw.oversized:
                 continue
             try:
-                line = parse_line(raw)
+                line = parse_line(raw.data)
             except MalformedLineError:
                 continue
-            named = line.body.get("mirror_starts")
-            if line.kind == LineKind.HEADER and isinstance(named, list) and name in named \
-                    and keyring.verify_mac(line.kid, line.mac_input, line.mac):
-                starts[line.log_id] = min(line.seq, starts.get(line.log_id, line.seq))
-    return starts
+            if line.kind == LineKind.HEADER:
+                listed = line.body.get("mirrored_to")
+                excused = isinstance(listed, list) and name not in listed \
+                    and keyring.verify_mac(line.kid, line.mac_input, line.mac)
+            if excused:
+                skip[line.log_id].add(line.seq)
+    return skip
 
 
 def _ranges(seqs: list[int], limit: int = 5) -> str:
@@ -294,7 +304,9 @@ def cross_check(report: Report, streams: list[StreamLines], paths: Sequence[str]
     """
     remote = _line_keys((raw for s in streams for raw in s.lines), keyring)
     local = _line_keys(_local_lines(paths), keyring)
-    mirrored_from = _mirror_starts(streams, keyring)
+    groups = {s.group for s in streams}
+    unmirrored = (_unmirrored_local(paths, keyring, f"cloudwatch:{groups.pop()}")
+                  if len(groups) == 1 else {})
     where = ", ".join(s.name for s in streams) or "cloudwatch"
     for log_id in sorted(set(remote) | set(local)):
         ours, theirs = local.get(log_id, {}), remote.get(log_id, {})
@@ -308,10 +320,10 @@ def cross_check(report: Report, streams: list[StreamLines], paths: Sequence[str]
                                f"log {log_id} is in the local files ({len(ours)} line(s)) but "
                                "not in the stream(s)"))
             continue
-        # Lines from before mirroring to this group began (a signed header says where)
+        # Lines of files whose signed header says they were not mirrored to this group
         # were never sent; the files alone hold them.
-        begins = mirrored_from.get(log_id, -1)
-        only_local = sorted(seq for seq in set(ours) - set(theirs) if seq >= begins)
+        skip = unmirrored.get(log_id, set())
+        only_local = sorted(seq for seq in set(ours) - set(theirs) if seq not in skip)
         only_remote = sorted(set(theirs) - set(ours))
         differ = sorted(s for s in set(ours) & set(theirs) if ours[s] != theirs[s])
         if only_local:

@@ -17,6 +17,10 @@ from llm_audit_log.verify.verdicts import Finding, Verdict
 class _LogEnds(_ChainWalk):
     """The end-of-walk checks: gaps, the log's beginning and its end."""
 
+    #: The CloudWatch log group these lines were read from (None: local files), the only
+    #: copy a signed ``mirror_starts`` can excuse for lacking the log's beginning.
+    remote_group: str | None = None
+
     def _undelivered_seqs(self) -> set[int]:
         """Sequence numbers that signed ``gap`` lines of this log declare undelivered."""
         seqs: set[int] = set()
@@ -85,7 +89,7 @@ class _LogEnds(_ChainWalk):
             if accounted:
                 self.find(Verdict.PRUNED, source,
                           "older files were deleted by retention after a signed prune record")
-            elif source is not None and _mirror_begins(first, source):
+            elif source is not None and _mirror_begins(first, self.remote_group):
                 self.find(Verdict.MIRROR_START, source,
                           f"this copy begins at seq {first.seq} (file index {index}): its "
                           "signed header says the log was mirrored here from then on; the "
@@ -138,17 +142,16 @@ class _LogEnds(_ChainWalk):
             self.summary.closed = True
 
 
-def _mirror_begins(first: ParsedLine, source: str) -> bool:
+def _mirror_begins(first: ParsedLine, remote_group: str | None) -> bool:
     """
-    Whether ``source`` is a copy whose first header says mirroring to it began there.
+    Whether the first header says mirroring to exactly ``remote_group`` began there.
 
-    Only a remote copy (a CloudWatch stream of the group the header names) is excused:
-    the writer's files must always start at genesis or at a signed prune.
+    Only a remote copy is excused (``remote_group`` None: the writer's files, which must
+    always start at genesis or at a signed prune).
     """
     starts = first.body.get("mirror_starts")
-    return isinstance(starts, list) and any(
-        isinstance(name, str) and name.startswith("cloudwatch:")
-        and source.startswith(f"{name}/") for name in starts)
+    return remote_group is not None and isinstance(starts, list) \
+        and f"cloudwatch:{remote_group}" in starts
 
 
 def _pruned_successor(prune: ParsedLine, index: object, first: ParsedLine) -> bool:
