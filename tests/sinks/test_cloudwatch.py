@@ -498,6 +498,19 @@ class TestMirror:
         assert 1 == report.exit_code
 
 
+    @staticmethod
+    def _run(logs: Path, keyring: Any, payload: Any, group: str | None,
+             handler_class: type[AuditFileHandler] = AuditFileHandler) -> None:
+        options = {"cloudwatch": {"log_group": group, "create_group": True,
+                                  "region": REGION}} if group else {}
+        handler = handler_class(logs / "audit.jsonl", keyring=keyring, **options)
+        logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
+        logger.propagate = False
+        logger.setLevel(logging.INFO)
+        logger.addHandler(handler)
+        logger.info("login", extra={"audit": payload()})
+        handler.close()
+
     def test_mirroring_added_to_a_running_log_verifies_from_where_it_began(
             self, aws, keyring, tmp_path, payload):
         """
@@ -506,16 +519,8 @@ class TestMirror:
         The local files never get that excuse: cut to the same file, they miss a prefix.
         """
         logs = tmp_path / "logs"
-        for mirrored in (False, True, True):
-            options = {"cloudwatch": {"log_group": "late", "create_group": True,
-                                      "region": REGION}} if mirrored else {}
-            handler = AuditFileHandler(logs / "audit.jsonl", keyring=keyring, **options)
-            logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
-            logger.propagate = False
-            logger.setLevel(logging.INFO)
-            logger.addHandler(handler)
-            logger.info("login", extra={"audit": payload()})
-            handler.close()
+        for group in (None, "late", "late"):
+            self._run(logs, keyring, payload, group)
 
         stream = verify_cloudwatch("late", None, keyring, client=aws)
         crossed = verify_cloudwatch("late", None, keyring, client=aws, against=[logs])
@@ -531,19 +536,6 @@ class TestMirror:
         files[0].unlink()  # the local copy cut to the first mirrored file: not excused
         assert Verdict.MISSING_PREFIX in {f.verdict for f in
                                           verify_paths([logs], keyring).findings}
-
-    @staticmethod
-    def _run(logs: Path, keyring: Any, payload: Any, group: str | None,
-             handler_class: type[AuditFileHandler] = AuditFileHandler) -> None:
-        options = {"cloudwatch": {"log_group": group, "create_group": True,
-                                  "region": REGION}} if group else {}
-        handler = handler_class(logs / "audit.jsonl", keyring=keyring, **options)
-        logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
-        logger.propagate = False
-        logger.setLevel(logging.INFO)
-        logger.addHandler(handler)
-        logger.info("login", extra={"audit": payload()})
-        handler.close()
 
     def test_a_header_of_an_earlier_release_never_yields_a_mirror_start(self, aws, keyring,
                                                                        tmp_path, payload):
