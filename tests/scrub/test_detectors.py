@@ -222,6 +222,11 @@ class TestShapesSeenInTheWild:
          "EMAIL"),
         ("call (415) 555-0132x123", "(415) 555-0132", "PHONE"),
         ("notify ops@example.com- now", "ops@example.com", "EMAIL"),
+        # A space before the colon (Jackson's pretty printer), padded Bearer, more extensions.
+        ('{"password" : "Pw9xQ2mZ7"}', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("Bearer          9f8e7d6c5b4a39281706", "9f8e7d6c5b4a39281706", "AUTH_HEADER"),
+        ("call (415) 555-0132X12", "(415) 555-0132", "PHONE"),
+        ("call (415) 555-0132ext5", "(415) 555-0132", "PHONE"),
         # A token after "_" (Markdown italics, an env-style prefix).
         ("_{stripe}_", "{stripe}", "STRIPE_KEY"),
         ("STRIPE_{stripe}", "{stripe}", "STRIPE_KEY"),
@@ -249,7 +254,8 @@ class TestShapesSeenInTheWild:
             assert text == default_scrubber.scrub_text(text, {}), text
 
     @pytest.mark.parametrize("text", [
-        "pi 3.1415926535897932", "build 2024.06.26-4111", "mail local%40part", "ratio 31033/21465 tokens",
+        "pi 3.1415926535897932", "build 2024.06.26-4111", "mixtral-8x7b at 1920x1080",
+        "X12 and ext5 alone", "mail local%40part", "ratio 31033/21465 tokens",
         "see /srv/data/2024-06-26/report-0001.json", "x123 and 0x1234567890ab",
     ])
     def test_still_left_alone(self, default_scrubber, text):

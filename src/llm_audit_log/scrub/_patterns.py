@@ -55,7 +55,9 @@ def _separator_pattern() -> str:
     tails = (*KEY_TAILS, "sig")
     alternatives = []
     # ``\ :`` is ``\":`` translated: a key inside a JSON string that is itself JSON.
-    for separator, names in ((":", (*tails, *_PREFIX_TAILS)), (" :", tails), ("\\ :", tails)):
+    # "  :" is ``"key" :`` translated (Jackson's pretty printer puts a space before ':').
+    for separator, names in ((":", (*tails, *_PREFIX_TAILS)), (" :", tails), ("  :", tails),
+                             ("\\ :", tails)):
         last = re.escape("".join(sorted({name[-1] for name in names})))
         by_width: dict[int, list[str]] = {}
         for name in names:
@@ -134,7 +136,7 @@ PEM_BEGIN: Final = re.compile(
 #: After ``scheme://``: the authority, which ends at the path, query, fragment or a space.
 URL_AUTHORITY: Final = re.compile(r"[^/?#\s\"'<>`]{1,1024}")
 URL_SCHEME_REVERSED: Final = re.compile(r"[A-Za-z0-9+.-]{0,30}[A-Za-z]")
-BEARER: Final = re.compile(r"bearer[ \t]{1,4}([\w~+/.-]{8,4096}=*)", re.ASCII | re.IGNORECASE)
+BEARER: Final = re.compile(r"bearer[ \t]{1,16}([\w~+/.-]{8,4096}=*)", re.ASCII | re.IGNORECASE)
 EMAIL_LOCAL_REVERSED: Final = re.compile(r"[A-Za-z0-9._%+-]{1,64}")
 EMAIL_DOMAIN: Final = re.compile(
     r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9])")
@@ -142,7 +144,7 @@ EMAIL_DOMAIN: Final = re.compile(
 #: A run of digits and phone/card separators, not inside a word or a hex id.
 NUMERIC: Final = re.compile(
     r"(?<![A-Za-z0-9_+.])(?<![0-9A-Fa-f]{4}-)\+?\(?[0-9][0-9 ().-]{0,46}(?<=[0-9])"
-    r"(?!(?!x[0-9])\w)",  # a phone's extension (x123) may follow
+    r"(?!(?!(?:x|X|ext)[0-9])\w)",  # a phone's extension (x123, X12, ext5) may follow
     re.ASCII)
 DIGIT_GROUP: Final = re.compile(r"[0-9]+")
 #: After a candidate: the digit run goes on, so the length cap cut it.
