@@ -26,7 +26,7 @@ from llm_audit_log._audit_state import (
     AuditState,
     _created,
 )
-from llm_audit_log._payload import FOREIGN_ATTRS, LOGRECORD_ATTRS, Limits, normalise, safe_segment
+from llm_audit_log._payload import Limits, extra_names, normalise, safe_segment
 from llm_audit_log.context import format_timestamp, new_event_id, stamp
 from llm_audit_log.errors import AuditPayloadError
 from llm_audit_log.schema import EventSchemaRegistry
@@ -244,8 +244,7 @@ class GeneralPathMixin:
         attrs = record.__dict__
         if self.payload_attr in attrs:  # whatever its name (it may start with "_")
             attrs[self.payload_attr] = None
-        for key in [k for k in attrs
-                    if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"]:
+        for key in extra_names(attrs):
             attrs[key] = None
 
     def _scrub_side_extras(self, record: logging.LogRecord) -> None:
@@ -260,10 +259,9 @@ class GeneralPathMixin:
             return
         attrs = record.__dict__
         counts: dict[str, int] = {}
-        for key in [k for k in attrs
-                    if k not in LOGRECORD_ATTRS and k not in FOREIGN_ATTRS and k[:1] != "_"
-                    and k != self.payload_attr]:
-            attrs[key] = scrubber.scrub_field(key, attrs[key], counts)
+        for key in extra_names(attrs):
+            if key != self.payload_attr:
+                attrs[key] = scrubber.scrub_field(key, attrs[key], counts)
 
     def rejected_body(self, record: logging.LogRecord, problems: list[tuple[str, str]],
                       event_type: object = None) -> dict[str, Any]:

@@ -16,8 +16,8 @@ from typing import Any, Final
 
 import orjson
 
-__all__ = ["LOGRECORD_ATTRS", "STRICT_JSON", "Limits", "finite_and_bounded", "normalise",
-           "safe_segment"]
+__all__ = ["LOGRECORD_ATTRS", "NOT_EXTRAS", "STRICT_JSON", "Limits", "extra_names",
+           "finite_and_bounded", "normalise", "safe_segment"]
 
 #: Attributes every LogRecord has (plus the two formatters add): extras may not reuse them.
 LOGRECORD_ATTRS: Final = frozenset(
@@ -28,6 +28,13 @@ LOGRECORD_ATTRS: Final = frozenset(
 FOREIGN_ATTRS: Final = frozenset({
     "otelTraceID", "otelSpanID", "otelServiceName", "otelTraceSampled", "color_message",
 })
+#: Attributes that are never a caller's extra.
+NOT_EXTRAS: Final = LOGRECORD_ATTRS | FOREIGN_ATTRS
+
+
+def extra_names(attrs: dict[str, object]) -> list[str]:
+    """The names of a record's extras: what the caller passed, not private (``_``) ones."""
+    return [key for key in attrs.keys() - NOT_EXTRAS if key[:1] != "_"]
 
 _SAFE_KEY: Final = re.compile(r"[a-z][a-z0-9_]{0,31}\Z")
 _INT_BOUND: Final = 2**63

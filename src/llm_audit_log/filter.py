@@ -36,10 +36,11 @@ from llm_audit_log._audit_state import (
 from llm_audit_log._audit_state import STATE_ATTR as STATE_ATTR  # noqa: PLC0414 - re-export
 from llm_audit_log._general_path import NESTED_RECORD_SIZE, GeneralPathMixin, _TypeInfo
 from llm_audit_log._payload import (
-    FOREIGN_ATTRS,
     LOGRECORD_ATTRS,
+    NOT_EXTRAS,
     STRICT_JSON,
     Limits,
+    extra_names,
     finite_and_bounded,
     safe_segment,
 )
@@ -53,7 +54,6 @@ __all__ = ["PROVENANCE_FIELDS", "REJECTED_EVENT_TYPE", "AuditFilter", "AuditLogg
            "AuditState", "get_logger"]
 
 _MISSING_POLICIES: Final = ("reject", "ignore")
-_NOT_PAYLOAD: Final = LOGRECORD_ATTRS | FOREIGN_ATTRS
 
 
 class AuditFilter(GeneralPathMixin, logging.Filter):
@@ -172,7 +172,8 @@ class AuditFilter(GeneralPathMixin, logging.Filter):
         attrs = record.__dict__
         if "event_type" not in attrs:
             return None
-        return {k: attrs[k] for k in attrs.keys() - _NOT_PAYLOAD if k[:1] != "_"}
+        # extra_names, inline: every flat record pays for this line
+        return {k: attrs[k] for k in attrs.keys() - NOT_EXTRAS if k[:1] != "_"}
 
     def _process_fast(self, record: logging.LogRecord,
                       attrs: dict[str, Any]) -> AuditState | None:
@@ -263,9 +264,8 @@ class AuditFilter(GeneralPathMixin, logging.Filter):
         """Other handlers share this record: leave them scrubbed values and keyed hashes."""
         attrs = record.__dict__
         if scrubbed:
-            for key in attrs.keys() - _NOT_PAYLOAD:
-                if key[:1] != "_":
-                    attrs[key] = payload.get(key)
+            for key in extra_names(attrs):
+                attrs[key] = payload.get(key)
         info = self._known(payload["event_type"])
         for raw_name, hashed_name in info[1] if info is not None else ():
             if raw_name in attrs:
