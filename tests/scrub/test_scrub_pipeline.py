@@ -5,6 +5,7 @@ never reach any output (file lines, rejected records, stderr), and hard negative
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import logging
@@ -49,6 +50,19 @@ def audit_log(tmp_path, request):
     logger.removeHandler(handler)
     logger.removeFilter(audit_filter)
     handler.close()
+
+
+@contextlib.contextmanager
+def console_beside(logger: logging.Logger) -> Iterator[io.StringIO]:
+    """A handler that is not ours (python-json-logger to a string) on the audit logger."""
+    stream = io.StringIO()
+    console = logging.StreamHandler(stream)
+    console.setFormatter(JsonFormatter())
+    logger.addHandler(console)
+    try:
+        yield stream
+    finally:
+        logger.removeHandler(console)
 
 
 def plant_everywhere(logger: logging.Logger, text: str) -> None:
@@ -116,17 +130,11 @@ class TestOtherHandlersOfTheAuditLogger:
     def test_extras_beside_the_payload_are_scrubbed_for_them(self, audit_log):
         """A console handler beside ours prints extras our body leaves out: scrubbed."""
         logger, _handler, _ring, directory = audit_log
-        stream = io.StringIO()
-        console = logging.StreamHandler(stream)
-        console.setFormatter(JsonFormatter())
-        logger.addHandler(console)
         base = {"event_type": "auth.login", "user_id": "u-1", "status": "success"}
-        try:
+        with console_beside(logger) as stream:
             for item in PLANTED:
                 logger.info("signed in", extra={"audit": dict(base), "password": item.secret,
                                                 "note": item.text, "tags": [item.text]})
-        finally:
-            logger.removeHandler(console)
         output = stream.getvalue() + raw_bytes(directory).decode()
         assert [] == [p.kind for p in PLANTED if p.secret in output]
         assert len(PLANTED) == len(bodies(directory))
@@ -146,16 +154,10 @@ class TestOtherHandlersOfTheAuditLogger:
                 return 1
 
         logger, _handler, _ring, directory = audit_log
-        stream = io.StringIO()
-        console = logging.StreamHandler(stream)
-        console.setFormatter(JsonFormatter())
-        logger.addHandler(console)
-        try:
+        with console_beside(logger) as stream:
             for item in PLANTED:
                 logger.info("user said %s", item.text, extra={"audit": Broken(),
                                                               "note": item.text})
-        finally:
-            logger.removeHandler(console)
         output = stream.getvalue() + raw_bytes(directory).decode()
         assert [] == [p.kind for p in PLANTED if p.secret in output]
         reasons = {b["problems"][0]["reason"] for b in bodies(directory)}
@@ -166,17 +168,11 @@ class TestRawTextElsewhere:
     def test_a_prompt_in_metadata_or_an_extra_is_never_kept_as_text(self, audit_log):
         """Raw text under metadata.prompt, or as a flat extra beside the payload: hashed."""
         logger, _handler, _ring, directory = audit_log
-        stream = io.StringIO()
-        console = logging.StreamHandler(stream)
-        console.setFormatter(JsonFormatter())
-        logger.addHandler(console)
         prompt = "I am Jane Doe and I live at 12 Elm Street; summarise my contract."
-        try:
+        with console_beside(logger) as stream:
             logger.info("asked", extra={"audit": {
                 "event_type": "tool.call", "user_id": "u-1", "status": "success",
                 "tool_name": "search", "metadata": {"prompt": prompt}}, "messages": [prompt]})
-        finally:
-            logger.removeHandler(console)
         output = stream.getvalue() + raw_bytes(directory).decode()
         assert "Jane Doe" not in output
         assert {"RAW_TEXT": 1} == bodies(directory)[0]["scrubbed"]

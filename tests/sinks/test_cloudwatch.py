@@ -500,7 +500,7 @@ class TestMirror:
 
     @staticmethod
     def _run(logs: Path, keyring: Any, payload: Any, group: str | None,
-             handler_class: type[AuditFileHandler] = AuditFileHandler) -> None:
+             handler_class: type[AuditFileHandler] = AuditFileHandler, records: int = 1) -> None:
         options = {"cloudwatch": {"log_group": group, "create_group": True,
                                   "region": REGION}} if group else {}
         handler = handler_class(logs / "audit.jsonl", keyring=keyring, **options)
@@ -508,7 +508,8 @@ class TestMirror:
         logger.propagate = False
         logger.setLevel(logging.INFO)
         logger.addHandler(handler)
-        logger.info("login", extra={"audit": payload()})
+        for _ in range(records):
+            logger.info("login", extra={"audit": payload()})
         handler.close()
 
     def test_mirroring_added_to_a_running_log_verifies_from_where_it_began(
@@ -586,18 +587,9 @@ class TestMirror:
         verify (nothing on the host can tell); the CloudWatch copy reports what is missing.
         """
         logs = tmp_path / "logs"
-        first_run: list[Path] = []
-        for run in range(2):
-            first_run = first_run or sorted(logs.glob("audit-*.jsonl"))
-            handler = AuditFileHandler(logs / "audit.jsonl", keyring=keyring, cloudwatch={
-                "log_group": "mirror", "create_group": True, "region": REGION})
-            logger = logging.getLogger(f"tests.mirror.{secrets.token_hex(6)}")
-            logger.propagate = False
-            logger.setLevel(logging.INFO)
-            logger.addHandler(handler)
-            for _ in range(10):
-                logger.info("login", extra={"audit": payload(user_id=f"u-run{run}")})
-            handler.close()
+        self._run(logs, keyring, payload, "mirror", records=10)
+        first_run = sorted(logs.glob("audit-*.jsonl"))
+        self._run(logs, keyring, payload, "mirror", records=10)
         for path in sorted(logs.glob("audit-*.jsonl")):
             if path not in first_run:
                 path.unlink()

@@ -318,11 +318,10 @@ class TestEndToEnd:
 class TestEndsOfProcesses:
     """How processes end in practice: each must deliver, or leave the lines to replay."""
 
-    def test_a_short_job_that_never_calls_close(self, server, keyring_path, tmp_path,
-                                                 capsys):
-        """Ten records and exit: logging.shutdown delivers them (boto3 was imported early)."""
-        group = f"e2e-{secrets.token_hex(4)}"
-        script = textwrap.dedent(f"""
+    @staticmethod
+    def preamble(server: Any, group: str, keyring_path: Any, tmp_path: Any) -> str:
+        """The start of a child script: an ``audit`` logger with a CloudWatchHandler."""
+        return textwrap.dedent(f"""
             import logging
             from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
             h = CloudWatchHandler({group!r}, keyring={str(keyring_path)!r},
@@ -330,9 +329,16 @@ class TestEndsOfProcesses:
                                   create_group=True, spill_dir={str(tmp_path / "spill")!r})
             log = logging.getLogger("audit"); log.propagate = False
             log.setLevel(logging.INFO); log.addHandler(h)
+        """)
+
+    def test_a_short_job_that_never_calls_close(self, server, keyring_path, tmp_path,
+                                                 capsys):
+        """Ten records and exit: logging.shutdown delivers them (boto3 was imported early)."""
+        group = f"e2e-{secrets.token_hex(4)}"
+        script = self.preamble(server, group, keyring_path, tmp_path) + textwrap.dedent("""
             for i in range(10):
-                log.info("x", extra={{"audit": {{"event_type": "auth.login",
-                                                 "user_id": "u%d" % i, "status": "success"}}}})
+                log.info("x", extra={"audit": {"event_type": "auth.login",
+                                               "user_id": "u%d" % i, "status": "success"}})
         """)
         result = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
                                 timeout=120, check=False)
@@ -345,22 +351,16 @@ class TestEndsOfProcesses:
     def test_a_multiprocessing_child(self, server, keyring_path, tmp_path, capsys):
         """A fork-started multiprocessing child leaves by os._exit: its log still arrives."""
         group = f"e2e-{secrets.token_hex(4)}"
-        script = textwrap.dedent(f"""
-            import logging, multiprocessing
-            from llm_audit_log.sinks.cloudwatch import CloudWatchHandler
-            h = CloudWatchHandler({group!r}, keyring={str(keyring_path)!r},
-                                  endpoint_url={server["url"]!r}, region={REGION!r},
-                                  create_group=True, spill_dir={str(tmp_path / "spill")!r})
-            log = logging.getLogger("audit"); log.propagate = False
-            log.setLevel(logging.INFO); log.addHandler(h)
+        script = self.preamble(server, group, keyring_path, tmp_path) + textwrap.dedent("""
+            import multiprocessing
             def work():
                 for i in range(500):
-                    log.info("x", extra={{"audit": {{"event_type": "auth.login",
-                                                     "user_id": "c%d" % i, "status": "success"}}}})
+                    log.info("x", extra={"audit": {"event_type": "auth.login",
+                                                   "user_id": "c%d" % i, "status": "success"}})
             child = multiprocessing.get_context("fork").Process(target=work)
             child.start(); child.join()
-            log.info("x", extra={{"audit": {{"event_type": "auth.login", "user_id": "p",
-                                             "status": "success"}}}})
+            log.info("x", extra={"audit": {"event_type": "auth.login", "user_id": "p",
+                                           "status": "success"}})
             h.close()
             raise SystemExit(child.exitcode)
         """)
