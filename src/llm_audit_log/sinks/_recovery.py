@@ -14,6 +14,7 @@ import fcntl
 import hashlib
 import os
 import secrets
+import warnings
 from typing import TYPE_CHECKING, Any, Final
 
 from llm_audit_log._private_dirs import make_private_dirs
@@ -172,8 +173,6 @@ class RecoveryMixin:
         keyring = self._keyring
         active = keyring.active_kid
         if not files and self._unreadable_log_here():
-            import warnings  # noqa: PLC0415 - only on this rare path
-
             message = ("the directory holds a log under this name that this keyring cannot "
                        "verify (written with another keyring?); starting a separate log beside "
                        "it: verify each with the keyring that wrote it")
@@ -209,8 +208,6 @@ class RecoveryMixin:
                     self._rotate_key(active)
                 self._apply_retention()
                 return
-            import warnings  # noqa: PLC0415 - only on this rare path
-
             warnings.warn(f"{self.baseFilename}: the existing log cannot be continued with "
                           "this keyring; starting a new log beside it", AuditLogWarning,
                           stacklevel=2)
