@@ -230,6 +230,21 @@ class TestShapesSeenInTheWild:
         # A token after "_" (Markdown italics, an env-style prefix).
         ("_{stripe}_", "{stripe}", "STRIPE_KEY"),
         ("STRIPE_{stripe}", "{stripe}", "STRIPE_KEY"),
+        # Ruby's and PHP's "=>" (a hash printed by a tool, a print_r dump).
+        ('{"password"=>"Pw9xQ2mZ7"}', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("{:api_key => 'Pw9xQ2mZ7'}", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("password  =>  Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # European names in e-mail addresses and IDN domains (precomposed and combining).
+        ("from françois.müller@bücher.de today", "françois.müller@bücher.de", "EMAIL"),
+        ("from jose\u0301@example.com today", "jose\u0301@example.com", "EMAIL"),
+        ("请联系alice@example.com获取", "alice@example.com", "EMAIL"),
+        # The "@" as an HTML character reference, or URL-encoded twice.
+        ("mail alice&#64;example.com now", "alice&#64;example.com", "EMAIL"),
+        ("mail bob&#X40;example.org now", "bob&#X40;example.org", "EMAIL"),
+        ("next alice%2540example.com done", "alice%2540example.com", "EMAIL"),
+        # A number glued to a name by "_" or ".".
+        ("ssn_123-45-6789", "123-45-6789", "US_SSN"),
+        ("card.4111111111111111.", "4111111111111111", "CARD_NUMBER"),
     ])
     def test_found(self, default_scrubber, text, value, kind):
         stripe = "sk" + "_live_" + "4eC39HqLyjWDarjtT1zdp7dc"
@@ -257,6 +272,7 @@ class TestShapesSeenInTheWild:
         "pi 3.1415926535897932", "build 2024.06.26-4111", "mixtral-8x7b at 1920x1080",
         "X12 and ext5 alone", "mail local%40part", "ratio 31033/21465 tokens",
         "see /srv/data/2024-06-26/report-0001.json", "x123 and 0x1234567890ab",
+        "score 0.4111111111111111", "p=12.4111111111111111", "v1.4111111111111111",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

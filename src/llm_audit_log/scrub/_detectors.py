@@ -144,7 +144,7 @@ def _url_password_in(text: str, index: int, authority: str, out: list[Span]) -> 
 
 
 def _email(text: str, _tl: str, out: list[Span]) -> None:
-    for sign in ("@", "%40"):  # %40: URL-encoded, as in a logged query string
+    for sign in p.EMAIL_SIGNS:
         at = text.find(sign)
         while at != -1:
             local = p.EMAIL_LOCAL_REVERSED.match(text[max(0, at - 65):at][::-1])

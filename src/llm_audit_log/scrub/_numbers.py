@@ -136,8 +136,10 @@ def _kind(candidate: str, groups: list[tuple[int, int]], *, plus: bool) -> str |
     total = sum(sizes)
     count = len(sizes)
     ssn_shape = sizes == [3, 2, 4]
+    # Digits after a decimal point are a fraction (a score printed as 0.4111111111111111).
     card_shape = 13 <= total <= 19 and not plus and (
-        count == 1 or (min(sizes) >= 3 and max(sizes) <= 6))
+        count == 1 or (min(sizes) >= 3 and max(sizes) <= 6)) and not (
+        groups[0][0] and candidate[groups[0][0] - 1] == ".")
     phone_shape = (plus and 8 <= total <= 15) or (count > 1 and (
         sizes in ([3, 3, 4], [1, 3, 3, 4])
         or (candidate[groups[0][0]] == "0" and 2 <= sizes[0] <= 5 and 10 <= total <= 11

@@ -20,7 +20,17 @@ from typing import Final
 
 from llm_audit_log.scrub._keys import KEY_TAILS
 
-__all__ = ["TRANSLATION", "gate", "translate"]
+__all__ = ["EMAIL_SIGNS", "TRANSLATION", "email_sign_in", "gate", "translate"]
+
+#: An e-mail's ``@`` as logs write it: plain, URL-encoded (once or twice, as in a logged
+#: redirect URL) and as an HTML character reference (scraped pages, escaped LLM output).
+EMAIL_SIGNS: Final = ("@", "%40", "%2540", "&#64;", "&#x40;", "&#X40;")
+
+
+def email_sign_in(text: str) -> bool:
+    """Whether *text* holds any of :data:`EMAIL_SIGNS` (one-character checks guard the rest)."""
+    return "@" in text or ("%" in text and ("%40" in text or "%2540" in text)) or (
+        "&" in text and ("&#64;" in text or "&#x40;" in text or "&#X40;" in text))
 
 
 def _translation_table() -> bytes:
@@ -91,15 +101,18 @@ def gate(
     """
     Cheap over-approximation: False means no built-in detector can fire on *text*.
 
-    Each check is a necessary condition of one or more detectors: ``@`` or ``%40`` (email,
-    URL credentials), ``J`` (JWT ``eyJ``, OpenAI's ``T3BlbkFJ``), ``+`` (E.164 phones), the
-    literal prefixes of keys and tokens, digit runs, ``bearer``, and key names or token
-    prefixes before a separator. The search functions are bound as defaults: locals are
-    the fastest lookup. A regex call costs ~0.1 us, an ``in`` ~0.05-0.15 us, a one
-    character ``in`` ~0.015 us, so rare single characters guard the rest.
+    Each check is a necessary condition of one or more detectors: an ``@`` in any of its
+    :data:`EMAIL_SIGNS` spellings (email, URL credentials), ``J`` (JWT ``eyJ``, OpenAI's
+    ``T3BlbkFJ``), ``+`` (E.164 phones), the literal prefixes of keys and tokens, digit
+    runs, ``bearer``, and key names or token prefixes before a separator. The search
+    functions are bound as defaults: locals are the fastest lookup. A regex call costs ~0.1
+    us, an ``in`` ~0.05-0.15 us, a one character ``in`` ~0.015 us, so rare single characters
+    guard the rest.
     """
     return (
-        "@" in text or "J" in text or "+" in text or ("%" in text and "%40" in text)
+        "@" in text or "J" in text or "+" in text
+        or ("%" in text and ("%40" in text or "%2540" in text))
+        or ("&" in text and ("&#64;" in text or "&#x40;" in text or "&#X40;" in text))
         or "-----BEGIN" in text or "hooks.slack.com" in text
         or ("A" in text and _capital_a(text) is not None)
         or ("x" in text and _slack(text) is not None)
@@ -137,13 +150,21 @@ PEM_BEGIN: Final = re.compile(
 URL_AUTHORITY: Final = re.compile(r"[^/?#\s\"'<>`]{1,1024}")
 URL_SCHEME_REVERSED: Final = re.compile(r"[A-Za-z0-9+.-]{0,30}[A-Za-z]")
 BEARER: Final = re.compile(r"bearer[ \t]{1,16}([\w~+/.-]{8,4096}=*)", re.ASCII | re.IGNORECASE)
-EMAIL_LOCAL_REVERSED: Final = re.compile(r"[A-Za-z0-9._%+-]{1,64}")
+#: Letters of Latin scripts beyond ASCII (``é``, ``ü``, ``ø``, ``ł``; not the signs for
+#: times and divide) and combining accents: European names in e-mail addresses (RFC 6531)
+#: and IDN domains. Other scripts are left out on purpose: CJK text runs on without
+#: spaces, and would be taken in.
+_LATIN: Final = "\u00c0-\u00d6\u00d8-\u00f6\u00f8-\u024f\u0300-\u036f"
+EMAIL_LOCAL_REVERSED: Final = re.compile(f"[A-Za-z0-9._%+{_LATIN}-]{{1,64}}")
 EMAIL_DOMAIN: Final = re.compile(
-    r"(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.){1,8}[A-Za-z]{2,24}(?![A-Za-z0-9])")
+    f"(?:[A-Za-z0-9{_LATIN}](?:[A-Za-z0-9{_LATIN}-]{{0,61}}[A-Za-z0-9{_LATIN}])?\\.){{1,8}}"
+    f"[A-Za-z]{{2,24}}(?![A-Za-z0-9{_LATIN}])")
 
-#: A run of digits and phone/card separators, not inside a word or a hex id.
+#: A run of digits and phone/card separators, not inside a word or a hex id. After a
+#: letter and ``_`` or ``.`` it may start (``ssn_123-45-6789``), not after a digit and one.
 NUMERIC: Final = re.compile(
-    r"(?<![A-Za-z0-9_+.])(?<![0-9A-Fa-f]{4}-)\+?\(?[0-9][0-9 ().-]{0,46}(?<=[0-9])"
+    r"(?:(?<![A-Za-z0-9_+.])|(?<=[A-Za-z][._]))(?<![0-9A-Fa-f]{4}-)"
+    r"\+?\(?[0-9][0-9 ().-]{0,46}(?<=[0-9])"
     r"(?!(?!(?:x|X|ext)[0-9])\w)",  # a phone's extension (x123, X12, ext5) may follow
     re.ASCII)
 DIGIT_GROUP: Final = re.compile(r"[0-9]+")
@@ -156,7 +177,7 @@ IBAN: Final = re.compile(
 KEY_REVERSED: Final = re.compile(r"[ \t]{0,3}(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
 #: Separator and value after a key name.
 KEY_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}[:=][ \t]{0,16}(?:
+    r"""\\?["']?[ \t]{0,3}(?:=>|[:=])[ \t]{0,16}(?:
         "(?P<dq>(?:[^"\\\r\n]|\\[^\r\n]){1,4096})"
       | \\"(?P<dqe>[^"\\\r\n]{1,4096})\\"
       | '(?P<sq>(?:[^'\\\r\n]|\\[^\r\n]){1,4096})'
@@ -166,7 +187,7 @@ KEY_VALUE: Final = re.compile(
 )
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}[:=][ \t]{0,16}(?P<q>\\?["'])?
+    r"""\\?["']?[ \t]{0,3}(?:=>|[:=])[ \t]{0,16}(?P<q>\\?["'])?
         (?:(?P<scheme>[A-Za-z][\w-]{0,30})[ \t]{1,4})?
         (?P<value>[^\r\n"'\\]{1,4096})""",
     re.VERBOSE | re.ASCII,

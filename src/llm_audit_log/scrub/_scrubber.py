@@ -32,6 +32,7 @@ from llm_audit_log.scrub._patterns import (
     KEY_SEPARATOR,
     SLACK_PREFIX,
     TRANSLATION,
+    email_sign_in,
     gate,
 )
 from llm_audit_log.scrub._walk import SCRUB_ERROR_MARKER, PayloadWalk, bump
@@ -224,7 +225,7 @@ class Scrubber(PayloadWalk):
         """
         fired = False
         families: list[tuple[Finder, ...]] = []
-        if "@" in text or ("%" in text and "%40" in text):
+        if email_sign_in(text):
             families.append(self._at)
         if "J" in text:
             families.append(self._j)
