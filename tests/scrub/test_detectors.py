@@ -233,7 +233,16 @@ class TestShapesSeenInTheWild:
         # Ruby's and PHP's "=>" (a hash printed by a tool, a print_r dump).
         ('{"password"=>"Pw9xQ2mZ7"}', "Pw9xQ2mZ7", "SECRET_FIELD"),
         ("{:api_key => 'Pw9xQ2mZ7'}", "Pw9xQ2mZ7", "SECRET_FIELD"),
-        ("password  =>  Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        (":password => Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # A marker must never cover a prefix and leave the value after it: Go's ":=",
+        # string prefixes and wrappers, Markdown labels, every pair of a Cookie header.
+        ('apiKey := "Pw9xQ2mZ7"', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ('password = b"Pw9xQ2mZ7"', 'b"Pw9xQ2mZ7"', "SECRET_FIELD"),
+        ("secret = f'Pw9xQ2mZ7'", "f'Pw9xQ2mZ7'", "SECRET_FIELD"),
+        ('password = @"Pw9xQ2mZ7";', '@"Pw9xQ2mZ7"', "SECRET_FIELD"),
+        ('api_key = SecretStr("Pw9xQ2mZ7")', 'SecretStr("Pw9xQ2mZ7"', "SECRET_FIELD"),
+        ("**Password:** Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("Cookie: theme=dark; sid=Pw9xQ2mZ7", "theme=dark; sid=Pw9xQ2mZ7", "SECRET_FIELD"),
         # European names in e-mail addresses and IDN domains (precomposed and combining).
         ("from françois.müller@bücher.de today", "françois.müller@bücher.de", "EMAIL"),
         ("from jose\u0301@example.com today", "jose\u0301@example.com", "EMAIL"),
@@ -273,6 +282,10 @@ class TestShapesSeenInTheWild:
         "X12 and ext5 alone", "mail local%40part", "ratio 31033/21465 tokens",
         "see /srv/data/2024-06-26/report-0001.json", "x123 and 0x1234567890ab",
         "score 0.4111111111111111", "p=12.4111111111111111", "v1.4111111111111111",
+        # Arrow functions are not hashes; dates, times and sizes glued to a name by "_".
+        "tokens.map(token => token.length)", "cookies.map(cookie => cookie.trim())",
+        "password => ''", "backup_2024-01-05-10-30-00.tar.gz", "dims_384 768 1536",
+        "Screenshot_2024-06-15-12-34-56-789_com.android.chrome.jpg", "page_123 45 6789",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

@@ -12,6 +12,7 @@ only separates the members of a family.
 from __future__ import annotations
 
 import ipaddress
+import re
 from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
@@ -244,10 +245,13 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         return
     key = back.group(1)[::-1]
     normal = normalise_key(key)
-    if normal in ("authorization", "proxyauthorization"):
+    # ``token => token.length`` is an arrow function; a hash's key is quoted or a symbol.
+    arrow = text.startswith("=>", sep) and not _quoted_or_symbol(text, sep, back)
+    if normal in _WHOLE_LINE_KEYS and not arrow:
         value = p.AUTH_VALUE.match(text, sep)
         if value is not None:
-            out.append((value.start("value"), value.end("value"), auth))
+            kind = auth if normal in ("authorization", "proxyauthorization") else "SECRET_FIELD"
+            out.append((value.start("value"), value.end("value"), kind))
         return
     # A hit on ``_`` inside a name (``ghp_``, ``sk_live_``) has no separator: no match.
     match = p.KEY_VALUE.match(text, sep)
@@ -256,11 +260,18 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
     group = match.lastgroup or "bare"
     found = match.group(group)
     start, end = match.span(group)
-    if group == "bare":  # an unquoted value ends where its object, list or call does
-        found = found.rstrip("}])")
-        end = start + len(found)
-        if found in _LITERALS:
-            return
+    if group == "bare":
+        quoted = p.QUOTED.match(text, end) if p.STRING_OPENER.fullmatch(found) else None
+        if quoted is not None:  # b"...", @"...", SecretStr("..."): the string is the value
+            end = quoted.end()
+            found = text[start:end]
+        else:  # an unquoted value ends where its object, list or call does
+            found = found.rstrip("}])")
+            end = start + len(found)
+            if found in _LITERALS:
+                return
+            if arrow:
+                return
     if not found:
         return
     if p.AWS_SECRET_SHAPE.fullmatch(found) and p.HEX_ONLY.fullmatch(found) is None and (
@@ -270,6 +281,20 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         out.append((start, end, auth))
     elif is_secret_key(key):
         out.append((start, end, "SECRET_FIELD"))
+
+
+#: Keys whose value runs to the end of the line: an Authorization header's scheme and
+#: token, every pair of a Cookie header.
+_WHOLE_LINE_KEYS: Final = frozenset({"authorization", "proxyauthorization", "cookie",
+                                     "setcookie"})
+
+
+def _quoted_or_symbol(text: str, sep: int, back: re.Match[str]) -> bool:
+    """Whether the key before ``=>`` is quoted (``"password"``) or a Ruby symbol."""
+    if "'" in back.group(0) or '"' in back.group(0):
+        return True
+    key_start = sep - back.end()
+    return key_start > 0 and text[key_start - 1] == ":"
 
 
 #: Family name -> (kinds, finder) pairs; each family runs behind one gate check (see

@@ -52,8 +52,10 @@ def find_numeric(text: str, tl: str, out: list[Span]) -> None:
             match = p.NUMERIC.search(text, start, end)
             if match is None or match.start() >= high:
                 break
-            start = _classify(match.group(), match.start(), out,
-                              cut=p.RUN_GOES_ON.match(text, match.end()) is not None)
+            begin = match.start()
+            start = _classify(match.group(), begin, out,
+                              cut=p.RUN_GOES_ON.match(text, match.end()) is not None,
+                              glued=begin > 0 and text[begin - 1] in "._")
             last = max(last, start)
         if not text[low:end].islower():  # an IBAN needs capitals
             for match in p.IBAN.finditer(text, low, end):
@@ -99,13 +101,16 @@ class _Hits:
         return plus
 
 
-def _classify(candidate: str, offset: int, out: list[Span], *, cut: bool) -> int:
+def _classify(candidate: str, offset: int, out: list[Span], *, cut: bool,
+              glued: bool = False) -> int:
     """
     Find SSNs, cards and phones among the digit groups of one candidate.
 
     Windows of up to six consecutive groups are tried, longest first, from each group
     on. Returns where to look next: the candidate's end, or, when the length cap *cut*
-    the run short, the group from which windows may reach past the cut.
+    the run short, the group from which windows may reach past the cut. A candidate
+    *glued* to a word by ``_`` or ``.`` (``ssn_123-45-6789``) may be a dashed SSN or a
+    card, never a phone: ``backup_2024-01-05-10-30-00`` is a date and time.
     """
     groups = [(m.start(), m.end()) for m in p.DIGIT_GROUP.finditer(candidate)]
     count = len(groups)
@@ -113,7 +118,8 @@ def _classify(candidate: str, offset: int, out: list[Span], *, cut: bool) -> int
     resume = 1
     while first < count:
         for last in range(min(count, first + _MAX_GROUPS), first, -1):
-            kind = _kind(candidate, groups[first:last], plus=first == 0 and candidate[0] == "+")
+            kind = _kind(candidate, groups[first:last], plus=first == 0 and candidate[0] == "+",
+                         glued=glued)
             if kind is not None:
                 start = groups[first][0]
                 if kind == "PHONE" and start and candidate[start - 1] in "(+":
@@ -131,19 +137,20 @@ def _classify(candidate: str, offset: int, out: list[Span], *, cut: bool) -> int
     return offset + (groups[resume][0] if resume < count else len(candidate))
 
 
-def _kind(candidate: str, groups: list[tuple[int, int]], *, plus: bool) -> str | None:
+def _kind(candidate: str, groups: list[tuple[int, int]], *, plus: bool,
+          glued: bool) -> str | None:
     sizes = [end - start for start, end in groups]
     total = sum(sizes)
     count = len(sizes)
-    ssn_shape = sizes == [3, 2, 4]
+    ssn_shape = sizes == [3, 2, 4] and not (glued and " " in candidate)
     # Digits after a decimal point are a fraction (a score printed as 0.4111111111111111).
     card_shape = 13 <= total <= 19 and not plus and (
         count == 1 or (min(sizes) >= 3 and max(sizes) <= 6)) and not (
         groups[0][0] and candidate[groups[0][0] - 1] == ".")
-    phone_shape = (plus and 8 <= total <= 15) or (count > 1 and (
+    phone_shape = not glued and ((plus and 8 <= total <= 15) or (count > 1 and (
         sizes in ([3, 3, 4], [1, 3, 3, 4])
         or (candidate[groups[0][0]] == "0" and 2 <= sizes[0] <= 5 and 10 <= total <= 11
-        and min(sizes) >= 2)))
+        and min(sizes) >= 2))))
     if not (ssn_shape or card_shape or phone_shape):  # most windows stop here, cheaply
         return None
     parts = [candidate[start:end] for start, end in groups]

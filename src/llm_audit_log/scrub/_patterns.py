@@ -177,7 +177,9 @@ IBAN: Final = re.compile(
 KEY_REVERSED: Final = re.compile(r"[ \t]{0,3}(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
 #: Separator and value after a key name.
 KEY_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?:=>|[:=])[ \t]{0,16}(?:
+    r"""\\?["']?[ \t]{0,3}(?P<sep>=>|:=|[:=](?!>))[ \t]{0,16}
+    (?:(?:\*\*|__|`)[ \t]{0,4})?  # Markdown closing a label: **Password:** value
+    (?:
         "(?P<dq>(?:[^"\\\r\n]|\\[^\r\n]){1,4096})"
       | \\"(?P<dqe>[^"\\\r\n]{1,4096})\\"
       | '(?P<sq>(?:[^'\\\r\n]|\\[^\r\n]){1,4096})'
@@ -185,9 +187,15 @@ KEY_VALUE: Final = re.compile(
     )""",
     re.VERBOSE,
 )
+#: An unquoted start that opens a string: a prefix (``b"``, ``rb'``, ``@"``, ``$'``) or a
+#: call (``SecretStr("``, ``String::from("``, ``("``).
+STRING_OPENER: Final = re.compile(r"[bBrRfFuU]{1,2}|[@$]|[\w.:]{0,40}\(")
+#: The quoted string after a :data:`STRING_OPENER`: it is part of the value.
+QUOTED: Final = re.compile(
+    r"""(?:"(?:[^"\\\r\n]|\\[^\r\n]){0,4096}"|'(?:[^'\\\r\n]|\\[^\r\n]){0,4096}')""")
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?:=>|[:=])[ \t]{0,16}(?P<q>\\?["'])?
+    r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?!>))[ \t]{0,16}(?P<q>\\?["'])?
         (?:(?P<scheme>[A-Za-z][\w-]{0,30})[ \t]{1,4})?
         (?P<value>[^\r\n"'\\]{1,4096})""",
     re.VERBOSE | re.ASCII,
