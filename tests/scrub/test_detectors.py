@@ -243,6 +243,19 @@ class TestShapesSeenInTheWild:
         ('api_key = SecretStr("Pw9xQ2mZ7")', 'SecretStr("Pw9xQ2mZ7"', "SECRET_FIELD"),
         ("**Password:** Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
         ("Cookie: theme=dark; sid=Pw9xQ2mZ7", "theme=dark; sid=Pw9xQ2mZ7", "SECRET_FIELD"),
+        # No known scheme: the whole value goes, not all but its first word.
+        ("authorization=Pw9xQ2mZ7 user=bob", "Pw9xQ2mZ7 user=bob", "AUTH_HEADER"),
+        # Aligned assignments, subscripts, print_r, two-word labels.
+        ("password          = Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ('os.environ["OPENAI_API_KEY"] = "Pw9xQ2mZ7"', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("app.config['SECRET_KEY']='Pw9xQ2mZ7'", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("[password] => Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("API Key: Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # PINs, one-time codes, card codes and SSNs under their names.
+        ("PIN: 4821", "4821", "SECRET_FIELD"),
+        ('{"otp": "604312"}', "604312", "SECRET_FIELD"),
+        ("cvv=123", "123", "SECRET_FIELD"),
+        ("SSN: 123456789", "123456789", "SECRET_FIELD"),
         # European names in e-mail addresses and IDN domains (precomposed and combining).
         ("from françois.müller@bücher.de today", "françois.müller@bücher.de", "EMAIL"),
         ("from jose\u0301@example.com today", "jose\u0301@example.com", "EMAIL"),
@@ -286,6 +299,9 @@ class TestShapesSeenInTheWild:
         "tokens.map(token => token.length)", "cookies.map(cookie => cookie.trim())",
         "password => ''", "backup_2024-01-05-10-30-00.tar.gz", "dims_384 768 1536",
         "Screenshot_2024-06-15-12-34-56-789_com.android.chrome.jpg", "page_123 45 6789",
+        # A tokenizer's special tokens and paging cursors are not credentials.
+        '{"eos_token": "</s>", "pad_token": "[PAD]"}', "next_page_token=CAIQAA",
+        "spin: 3", "[INFO]: started", "name      = my-app", "The Key: value",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

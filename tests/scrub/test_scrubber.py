@@ -16,6 +16,7 @@ from hypothesis import strategies as st
 
 from llm_audit_log.errors import ConfigurationError
 from llm_audit_log.scrub import DETECTOR_KINDS, SCRUB_ERROR_MARKER, Scrubber, _detectors, _patterns
+from llm_audit_log.scrub._keys import SECRET_KEY_NAMES, SECRET_KEY_SUFFIXES
 
 KEY = b"scrub-test-key-0123456789abcdef"
 
@@ -284,12 +285,19 @@ class TestScrubValue:
         assert counts.get("SCRUB_ERROR")
 
 
+#: Found as payload keys and extras only: in free text, their tails (a ``c``, ``w``, ``r``
+#: or a digit before ``:``) would send every clock time, ``doc:`` and ``user:`` through the
+#: key finder.
+PAYLOAD_ONLY_NAMES = {"cvc", "cvc2", "cvv2", "pw", "socialsecuritynumber"}
+
+
 class TestSecretKeys:
     @pytest.mark.parametrize("key", [
         "password", "passwd", "pwd", "secret", "client_secret", "api_key", "apikey", "apiKey",
         "API-KEY", "x_api_key", "X-Api-Key", "token", "access_token", "refresh_token",
         "authorization", "private_key", "credentials", "db_password", "password_confirmation",
-        "AWS_SECRET_ACCESS_KEY", "set-cookie",
+        "AWS_SECRET_ACCESS_KEY", "set-cookie", "pin", "PIN", "otp", "pw", "passcode",
+        "cvv", "card_cvc", "CVV2", "privkey", "ssh_privkey", "ssn", "social_security_number",
     ])
     def test_credential_keys(self, scrubber, key):
         """Case and separators do not matter."""
@@ -298,10 +306,26 @@ class TestSecretKeys:
     @pytest.mark.parametrize("key", [
         "tokens_input", "tokens_output", "token_count", "max_tokens", "input_tokens",
         "model", "author", "session_id", "keyword", "monkey_count", "cache_hits",
+        "spin", "eos_token", "pad_token", "bos_token", "next_page_token", "NextToken",
+        "max_token",
     ])
     def test_ordinary_keys(self, scrubber, key):
-        """Token counters and other ordinary names are not credentials."""
+        """Token counters, a tokenizer's special tokens, paging cursors: not credentials."""
         assert not scrubber.is_secret_key(key)
+
+    @pytest.mark.parametrize("name", sorted(
+        {*SECRET_KEY_SUFFIXES, *SECRET_KEY_NAMES} - PAYLOAD_ONLY_NAMES))
+    def test_every_credential_name_is_found_in_free_text(self, scrubber, name):
+        """The gate knows every name's tail: key=value and JSON forms, in running text."""
+        for text in (f"db {name}=Pw9xQ2mZ7 ok", f'{{"{name}": "Pw9xQ2mZ7"}}',
+                     f"{name.upper()}: Pw9xQ2mZ7"):
+            out = scrubber.scrub_text(text, {})
+            assert "Pw9xQ2mZ7" not in out, text
+            assert "[REDACTED:" in out, text
+
+    @pytest.mark.parametrize("name", sorted(PAYLOAD_ONLY_NAMES))
+    def test_payload_only_names_are_redacted_as_keys(self, scrubber, name):
+        assert {name: marker("SECRET_FIELD", "123")} == scrubber.scrub_value({name: "123"}, {})
 
     def test_extra_secret_keys(self):
         """Configured names are compared normalised."""

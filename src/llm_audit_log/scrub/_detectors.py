@@ -240,18 +240,27 @@ def key_value_finder(is_secret_key: KeyPredicate, enabled: frozenset[str]) -> Fi
 def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Span],
                   kinds: tuple[str, str]) -> None:
     auth, aws = kinds
-    back = p.KEY_REVERSED.match(text[max(0, sep - 72):sep][::-1])
+    before = text[max(0, sep - 96):sep][::-1]
+    back = p.KEY_REVERSED.match(before)
     if back is None:
         return
     key = back.group(1)[::-1]
     normal = normalise_key(key)
+    if normal == "key":  # a label: ``API Key: ...``, ``Secret Key = ...``
+        word = p.LABEL_WORD_REVERSED.match(before, back.end())
+        if word is not None and is_secret_key(label := f"{word.group(1)[::-1]} {key}"):
+            key, normal = label, normalise_key(label)
     # ``token => token.length`` is an arrow function; a hash's key is quoted or a symbol.
     arrow = text.startswith("=>", sep) and not _quoted_or_symbol(text, sep, back)
     if normal in _WHOLE_LINE_KEYS and not arrow:
         value = p.AUTH_VALUE.match(text, sep)
         if value is not None:
-            kind = auth if normal in ("authorization", "proxyauthorization") else "SECRET_FIELD"
-            out.append((value.start("value"), value.end("value"), kind))
+            header = normal in ("authorization", "proxyauthorization")
+            scheme = value.group("scheme")
+            # Only a known scheme stays visible: ``authorization=abc123 user=bob`` has none.
+            keep = header and scheme is not None and scheme.lower() in _AUTH_SCHEMES
+            start = value.start("value") if keep or scheme is None else value.start("scheme")
+            out.append((start, value.end("value"), auth if header else "SECRET_FIELD"))
         return
     # A hit on ``_`` inside a name (``ghp_``, ``sk_live_``) has no separator: no match.
     match = p.KEY_VALUE.match(text, sep)
@@ -289,9 +298,18 @@ _WHOLE_LINE_KEYS: Final = frozenset({"authorization", "proxyauthorization", "coo
                                      "setcookie"})
 
 
+#: Authorization schemes (IANA's registry and common vendor ones), left readable.
+_AUTH_SCHEMES: Final = frozenset({
+    "basic", "bearer", "digest", "dpop", "hoba", "mutual", "negotiate", "ntlm", "oauth",
+    "privatetoken", "scram-sha-1", "scram-sha-256", "vapid", "concealed", "token", "apikey",
+    "api-key", "key", "jwt", "mac", "sharedkey", "sharedkeylite", "sharedaccesssignature",
+    "aws4-hmac-sha256", "gsso", "kerberos", "ssws", "splunk", "signature", "googlelogin",
+})
+
+
 def _quoted_or_symbol(text: str, sep: int, back: re.Match[str]) -> bool:
     """Whether the key before ``=>`` is quoted (``"password"``) or a Ruby symbol."""
-    if "'" in back.group(0) or '"' in back.group(0):
+    if "'" in back.group(0) or '"' in back.group(0) or "]" in back.group(0):
         return True
     key_start = sep - back.end()
     return key_start > 0 and text[key_start - 1] == ":"

@@ -12,15 +12,27 @@ from __future__ import annotations
 
 from typing import Final
 
-__all__ = ["SECRET_KEY_PARTS", "SECRET_KEY_SUFFIXES", "builtin_secret_key", "normalise_key"]
+__all__ = ["NOT_SECRET_KEYS", "SECRET_KEY_NAMES", "SECRET_KEY_PARTS", "SECRET_KEY_SUFFIXES",
+           "builtin_secret_key", "normalise_key"]
 
 #: A normalised key ending with one of these is a secret key.
 SECRET_KEY_SUFFIXES: Final = (
     "password", "passwd", "pwd", "passphrase", "secret", "secrets", "token", "apikey",
     "accesskey", "secretkey", "privatekey", "signingkey", "encryptionkey", "masterkey",
     "accountkey", "sharedaccesskey", "subscriptionkey", "authorization", "auth",
-    "credential", "credentials", "cookie", "cookies",
+    "credential", "credentials", "cookie", "cookies", "passcode", "privkey", "cvv", "cvc",
+    "ssn", "socialsecuritynumber",
 )
+#: Short names that are credentials only on their own (``pin``, not ``spin``).
+SECRET_KEY_NAMES: Final = frozenset({"pin", "pincode", "pw", "otp", "otpcode", "totp",
+                                     "mfacode", "cvv2", "cvc2"})
+#: Names ending like a credential that are not one: a tokenizer's special tokens, paging
+#: cursors and limits. Their values are still scanned like any other.
+NOT_SECRET_KEYS: Final = frozenset({
+    "bostoken", "eostoken", "padtoken", "unktoken", "septoken", "clstoken", "masktoken",
+    "specialtoken", "nextpagetoken", "pagetoken", "prevpagetoken", "previouspagetoken",
+    "nexttoken", "continuationtoken", "maxtoken", "mintoken",
+})
 #: A normalised key containing one of these is a secret key (``password_confirmation``).
 SECRET_KEY_PARTS: Final = ("password", "passwd", "passphrase", "privatekey", "clientsecret")
 
@@ -28,7 +40,8 @@ SECRET_KEY_PARTS: Final = ("password", "passwd", "passphrase", "privatekey", "cl
 #: separators are spaces; the scrubber's cheap gate looks for them before ``:`` or ``=``.
 KEY_TAILS: Final = (
     "word", "swd", "pwd", "hrase", "cret", "rets", "oken", "key", "rization", "auth",
-    "ntial", "tials", "ookie", "okies",
+    "ntial", "tials", "ookie", "okies", "scode", "acode", "pcode", "ncode", "cvv", "ssn",
+    "pin", "otp",
 )
 
 _SEPARATORS: Final = str.maketrans("", "", "-_. ")
@@ -49,5 +62,7 @@ def normalise_key(key: str) -> str:
 
 def builtin_secret_key(normal: str) -> bool:
     """Whether a normalised key names a credential."""
-    return normal.endswith(SECRET_KEY_SUFFIXES) or any(
+    if normal in NOT_SECRET_KEYS:
+        return False
+    return normal.endswith(SECRET_KEY_SUFFIXES) or normal in SECRET_KEY_NAMES or any(
         part in normal for part in SECRET_KEY_PARTS)

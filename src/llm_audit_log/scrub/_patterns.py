@@ -66,7 +66,7 @@ def _separator_pattern() -> str:
     alternatives = []
     # ``\ :`` is ``\":`` translated: a key inside a JSON string that is itself JSON.
     # "  :" is ``"key" :`` translated (Jackson's pretty printer puts a space before ':').
-    for separator, names in ((":", (*tails, *_PREFIX_TAILS)), (" :", tails), ("  :", tails),
+    for separator, names in ((":", tails), (":", _PREFIX_TAILS), (" :", tails), ("  :", tails),
                              ("\\ :", tails)):
         last = re.escape("".join(sorted({name[-1] for name in names})))
         by_width: dict[int, list[str]] = {}
@@ -76,11 +76,15 @@ def _separator_pattern() -> str:
         groups = "|".join("(?<=" + "|".join(forms) + ")" for _, forms in sorted(by_width.items()))
         # One character class first: most separators follow a digit or another letter.
         alternatives.append(f"(?<=[{last}]{re.escape(separator)})(?:{groups})")
+    # Where the key is read from further back: after three or more spaces (an aligned
+    # ``password      = ...``) or after ``]`` (``os.environ["API_KEY"] =``, print_r).
+    alternatives.append(r"(?<=[ \]]:)(?:(?<=   :)|(?<=\]:)|(?<=\] :)|(?<=\]  :))")
     return ":(?:" + "|".join(alternatives) + ")"
 
 
 #: In the translated text, a separator (``:``, ``=``, ``_``) right after the tail of a
-#: credential key name, or the ``_`` ending a GitHub or Stripe token prefix. One regex
+#: credential key name (or after ``]`` or three spaces, where the key is further back),
+#: or the ``_`` ending a GitHub or Stripe token prefix. One regex
 #: that starts with a literal: ``re`` skips to each ``:`` and tests the lookbehinds there.
 KEY_SEPARATOR: Final = re.compile(_separator_pattern())
 #: AWS key ids, Google keys, Azure account keys and Anthropic keys (which end in ``AA``).
@@ -174,7 +178,12 @@ IBAN: Final = re.compile(
     r"(?<![A-Za-z0-9])[A-Z]{2}[0-9]{2}(?: ?[A-Z0-9]{4}){2,7}(?: ?[A-Z0-9]{1,3})?(?![A-Za-z0-9])")
 
 #: Key name before a separator, read backwards from the separator.
-KEY_REVERSED: Final = re.compile(r"[ \t]{0,3}(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
+#: Up to 16 spaces (aligned ``key      = value``), and ``]`` closing a subscript
+#: (``os.environ["API_KEY"] =``, ``$cfg['password'] =``, print_r's ``[password] =>``).
+KEY_REVERSED: Final = re.compile(
+    r"[ \t]{0,16}(?:\][ \t]{0,3})?(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
+#: The word before a label's last word, read backwards: ``API Key:``, ``Secret Key:``.
+LABEL_WORD_REVERSED: Final = re.compile(r"[ \t]([A-Za-z][A-Za-z0-9-]{0,30})", re.ASCII)
 #: Separator and value after a key name.
 KEY_VALUE: Final = re.compile(
     r"""\\?["']?[ \t]{0,3}(?P<sep>=>|:=|[:=](?!>))[ \t]{0,16}
