@@ -256,6 +256,17 @@ class TestShapesSeenInTheWild:
         ('{"otp": "604312"}', "604312", "SECRET_FIELD"),
         ("cvv=123", "123", "SECRET_FIELD"),
         ("SSN: 123456789", "123456789", "SECRET_FIELD"),
+        # Markdown around a key.
+        ("**password**: Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("- `api_key`: Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # A password holding "#", "?" or "/" unescaped; an e-mail as a URL's user name.
+        ("dsn postgres://bob:Pw9x#Q2mZ7@db.example.com/app", "Pw9x#Q2mZ7", "URL_PASSWORD"),
+        ("redis://:Pw9x?Q2mZ7@cache:6379/0", "Pw9x?Q2mZ7", "URL_PASSWORD"),
+        ("smtp://maria@example.com@smtp.example.com:587", "maria@example.com", "EMAIL"),
+        # National numbers with a trunk 0 (NL, NZ) and the "(0)" of e-mail signatures.
+        ("tel 010 123 4567", "010 123 4567", "PHONE"),
+        ("call +44 (0)20 7946 0958 now", "+44 (0)20 7946 0958", "PHONE"),
+        ("call +33 (0)6 12 34 56 78 now", "+33 (0)6 12 34 56 78", "PHONE"),
         # European names in e-mail addresses and IDN domains (precomposed and combining).
         ("from françois.müller@bücher.de today", "françois.müller@bücher.de", "EMAIL"),
         ("from jose\u0301@example.com today", "jose\u0301@example.com", "EMAIL"),
@@ -302,6 +313,7 @@ class TestShapesSeenInTheWild:
         # A tokenizer's special tokens and paging cursors are not credentials.
         '{"eos_token": "</s>", "pad_token": "[PAD]"}', "next_page_token=CAIQAA",
         "spin: 3", "[INFO]: started", "name      = my-app", "The Key: value",
+        "**Note**: fine", "http://host:8080/path?q=1#top", "https://user@host.example.com/x",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

@@ -161,6 +161,21 @@ class TestScrubValue:
         out = scrubber.scrub_value({"ops@example.com": 1}, {})
         assert {marker("EMAIL", "ops@example.com"): 1} == out
 
+    @pytest.mark.parametrize("pair", [
+        {"name": "OPENAI_API_KEY", "value": "Pw9xQ2mZ7"},  # Kubernetes / ECS env
+        {"Key": "DbPassword", "Value": "Pw9xQ2mZ7"},  # tags, SSM
+        {"ParameterKey": "MasterUserPassword", "ParameterValue": "Pw9xQ2mZ7"},
+    ])
+    def test_name_value_pairs_naming_a_credential(self, scrubber, pair):
+        """The pair's name decides for its value, as a key would."""
+        payload = {"env": [pair, {"name": "LOG_LEVEL", "value": "debug"}]}
+        out = scrubber.scrub_value(payload, counts := {})
+        name_key, value_key = list(pair)
+        assert {name_key: pair[name_key], value_key: marker("SECRET_FIELD", "Pw9xQ2mZ7")} \
+            == out["env"][0]
+        assert {"name": "LOG_LEVEL", "value": "debug"} == out["env"][1]
+        assert {"SECRET_FIELD": 1} == counts
+
     def test_credential_keys_redact_whole_values(self, scrubber):
         """Under credential-like keys every scalar goes, whatever it looks like."""
         payload = {"password": "a", "apiKey": 12345, "API-KEY": True, "x_api_key": 1.5,

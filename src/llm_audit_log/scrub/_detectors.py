@@ -127,7 +127,32 @@ def _url_password(text: str, _tl: str, out: list[Span]) -> None:
         authority = p.URL_AUTHORITY.match(text, index + 3)
         if authority is not None and "@" in authority.group():
             _url_password_in(text, index, authority.group(), out)
+        elif authority is not None and text[authority.end():authority.end() + 1] in _URL_CUTS:
+            _unescaped_password(text, index, authority.group(), out)
         index = text.find("://", index + 3)
+
+
+_URL_CUTS: Final = frozenset("#?/")
+
+
+def _unescaped_password(text: str, index: int, authority: str, out: list[Span]) -> None:
+    """
+    ``postgres://bob:pa#ss@db/app``: a password holding ``#``, ``?`` or ``/`` unescaped.
+
+    A URL parser ends the authority there and the rest of the password would show; when
+    an ``@`` and a host follow before the URL ends, everything between ``user:`` and that
+    ``@`` is the password. ``host:8080/...`` is a port, not a password.
+    """
+    user, colon, start_of_password = authority.partition(":")
+    if not colon or not start_of_password or start_of_password.isdigit():
+        return
+    wide = p.URL_WIDE.match(text, index + 3)
+    if wide is None:
+        return
+    userinfo, at, rest = wide.group().rpartition("@")
+    if at and p.URL_HOST.match(rest):
+        start = index + 3 + len(user) + 1
+        out.append((start, index + 3 + len(userinfo), "URL_PASSWORD"))
 
 
 def _url_password_in(text: str, index: int, authority: str, out: list[Span]) -> None:
@@ -153,7 +178,10 @@ def _email(text: str, _tl: str, out: list[Span]) -> None:
             if local is not None and domain is not None:
                 # A local part longer than 64 characters is cut to its last 64: fail closed.
                 start = at - local.end()
-                if not _in_url_userinfo(text, start):
+                if (not _in_url_userinfo(text, start) or _user_is_email(text, domain.end())) \
+                        and not any(
+                        kind == "URL_PASSWORD" and low <= start < high
+                        for low, high, kind in out):  # bob:pa#ss@host: the host stays
                     out.append((start, domain.end(), "EMAIL"))
             at = text.find(sign, at + 1)
 
@@ -171,6 +199,12 @@ def _ascii_word(char: str) -> bool:
     ``STRIPE_sk_live_...`` are tokens too.
     """
     return char.isascii() and char.isalnum()
+
+
+def _user_is_email(text: str, end: int) -> bool:
+    """In ``smtp://maria@example.com:pw@host``, the user name itself is an e-mail address."""
+    rest = p.URL_AUTHORITY.match(text, end)
+    return rest is not None and "@" in rest.group()
 
 
 def _in_url_userinfo(text: str, start: int) -> bool:
@@ -320,7 +354,7 @@ def _quoted_or_symbol(text: str, sep: int, back: re.Match[str]) -> bool:
 #: ``hooks.slack.com``; ``a`` the CAPITAL_A regex; ``x`` the Slack prefix regex;
 #: ``digits`` ``+`` or a digit run; ``bearer`` ``bearer``; ``separator`` KEY_SEPARATOR.
 FAMILIES: Final[dict[str, tuple[tuple[frozenset[str], Finder], ...]]] = {
-    "at": ((frozenset({"EMAIL"}), _email), (frozenset({"URL_PASSWORD"}), _url_password)),
+    "at": ((frozenset({"URL_PASSWORD"}), _url_password), (frozenset({"EMAIL"}), _email)),
     "j": ((frozenset({"JWT"}), _jwt), (frozenset({"OPENAI_KEY"}), _openai)),
     "pem": ((frozenset({"PRIVATE_KEY"}), _private_key),),
     "hook": ((frozenset({"SLACK_WEBHOOK"}), _slack_webhook),),

@@ -29,8 +29,8 @@ Span = tuple[int, int, str]
 _REACH: Final = 24
 #: Longest candidate: 49 characters for a number, 42 for a spaced IBAN.
 _LONGEST: Final = 50
-#: Most digit groups one phone number or card is written in (``+33 1 23 45 67 89``).
-_MAX_GROUPS: Final = 6
+#: Most digit groups one phone number or card is written in (``+33 (0)1 23 45 67 89``).
+_MAX_GROUPS: Final = 7
 _CARD_SEPARATORS: Final = frozenset({" ", "-"})
 
 
@@ -163,14 +163,26 @@ def _kind(candidate: str, groups: list[tuple[int, int]], *, plus: bool,
             and card_ok(digits)):
         return "CARD_NUMBER"
     if phone_shape and all(len(sep) <= 2 for sep in separators) and _phone_ok(
-            digits, sizes, plus=plus):
+            _without_trunk_zero(candidate, groups, digits) if plus else digits, sizes,
+            plus=plus):
         return "PHONE"
     return None
+
+
+def _without_trunk_zero(candidate: str, groups: list[tuple[int, int]], digits: str) -> str:
+    """``+44 (0)20 7946 0958``: the ``(0)`` is the national trunk prefix, not E.164."""
+    for start, end in groups[1:3]:
+        if candidate[start - 1:end + 1] == "(0)":
+            skipped = sum(e - s for s, e in groups if s < start)
+            return digits[:skipped] + digits[skipped + 1:]
+    return digits
 
 
 def _phone_ok(digits: str, sizes: list[int], *, plus: bool) -> bool:
     if plus:
         return phone_e164_ok(digits)
+    if sizes == [3, 3, 4] and digits[0] == "0":
+        return True  # a trunk prefix, not NANP: 010 123 4567 (NL), 021 123 4567 (NZ)
     if sizes in ([3, 3, 4], [1, 3, 3, 4]):
         national = digits if len(digits) == 10 else digits[1:]
         return (len(digits) == 10 or digits[0] == "1") and nanp_ok(national)

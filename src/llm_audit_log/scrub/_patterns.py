@@ -77,8 +77,10 @@ def _separator_pattern() -> str:
         # One character class first: most separators follow a digit or another letter.
         alternatives.append(f"(?<=[{last}]{re.escape(separator)})(?:{groups})")
     # Where the key is read from further back: after three or more spaces (an aligned
-    # ``password      = ...``) or after ``]`` (``os.environ["API_KEY"] =``, print_r).
-    alternatives.append(r"(?<=[ \]]:)(?:(?<=   :)|(?<=\]:)|(?<=\] :)|(?<=\]  :))")
+    # ``password      = ...``), after ``]`` (``os.environ["API_KEY"] =``, print_r) or
+    # after Markdown (``**password**:``, ```api_key`:``).
+    alternatives.append(r"(?<=[ \]*`]:)(?:(?<=   :)|(?<=\]:)|(?<=\] :)|(?<=\]  :)"
+                        r"|(?<=\*\*:)|(?<=`:)|(?<=\*\* :)|(?<=` :))")
     return ":(?:" + "|".join(alternatives) + ")"
 
 
@@ -152,6 +154,10 @@ PEM_BEGIN: Final = re.compile(
     r"-----BEGIN ((?:[A-Z0-9]{1,16} ){0,3}PRIVATE KEY(?: BLOCK)?)-----")
 #: After ``scheme://``: the authority, which ends at the path, query, fragment or a space.
 URL_AUTHORITY: Final = re.compile(r"[^/?#\s\"'<>`]{1,1024}")
+#: After ``scheme://``: up to the end of the URL (a space or a quote).
+URL_WIDE: Final = re.compile(r"[^\s\"'<>`]{1,1024}")
+#: A host and optional port, then the end of the authority.
+URL_HOST: Final = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:[/?#]|$)")
 URL_SCHEME_REVERSED: Final = re.compile(r"[A-Za-z0-9+.-]{0,30}[A-Za-z]")
 BEARER: Final = re.compile(r"bearer[ \t]{1,16}([\w~+/.-]{8,4096}=*)", re.ASCII | re.IGNORECASE)
 #: Letters of Latin scripts beyond ASCII (``é``, ``ü``, ``ø``, ``ł``; not the signs for
@@ -179,9 +185,10 @@ IBAN: Final = re.compile(
 
 #: Key name before a separator, read backwards from the separator.
 #: Up to 16 spaces (aligned ``key      = value``), and ``]`` closing a subscript
-#: (``os.environ["API_KEY"] =``, ``$cfg['password'] =``, print_r's ``[password] =>``).
+#: (``os.environ["API_KEY"] =``, ``$cfg['password'] =``, print_r's ``[password] =>``) or
+#: Markdown closing a key (``**password**:``, ```api_key`:``).
 KEY_REVERSED: Final = re.compile(
-    r"[ \t]{0,16}(?:\][ \t]{0,3})?(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
+    r"[ \t]{0,16}(?:\][ \t]{0,3}|\*\*|`)?(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
 #: The word before a label's last word, read backwards: ``API Key:``, ``Secret Key:``.
 LABEL_WORD_REVERSED: Final = re.compile(r"[ \t]([A-Za-z][A-Za-z0-9-]{0,30})", re.ASCII)
 #: Separator and value after a key name.

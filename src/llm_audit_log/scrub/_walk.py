@@ -26,6 +26,11 @@ MAX_DEPTH: Final = 64
 _CARD_INT: Final = 10**12
 #: Clean key names remembered at most (schemas repeat them; a flood of new ones is not).
 _CLEAN_KEYS: Final = 2048
+#: A name/value pair's keys (as AWS, Kubernetes and CloudFormation spell them): when the
+#: name is a credential's, the value is redacted as if it sat under that name.
+_PAIR_NAME_KEYS: Final = frozenset({"name", "Name", "key", "Key", "ParameterKey",
+                                    "parameterKey", "ParameterName"})
+_PAIR_VALUE_KEYS: Final = frozenset({"value", "Value", "ParameterValue", "parameterValue"})
 #: What a string becomes when scrubbing it raised.
 SCRUB_ERROR_MARKER: Final = "[REDACTED:SCRUB_ERROR]"
 
@@ -64,6 +69,8 @@ class PayloadWalk:
         if depth > MAX_DEPTH:
             return False
         if type(value) is dict:
+            if not _PAIR_VALUE_KEYS.isdisjoint(value):
+                return False  # {"name": "API_KEY", "value": ...}: the walk decides
             clean_keys = self._clean_keys
             if not clean_keys.issuperset(value):
                 for key in value:
@@ -180,9 +187,13 @@ class PayloadWalk:
         """``whole``: the kind every scalar inside becomes (under a credential key)."""
         result: dict[Any, Any] = {}
         changed = False
+        secret_pair = whole is None and not _PAIR_VALUE_KEYS.isdisjoint(value) and (
+            self._names_credential(value))
         for key, item in value.items():
             new_key = self.scrub_text(key, counts) if isinstance(key, str) else key
             kind = whole or self.whole_value_kind(key)
+            if secret_pair and key in _PAIR_VALUE_KEYS and kind is None:
+                kind = "SECRET_FIELD"
             if kind == "RAW_TEXT":
                 new_item = self._raw_text(item, counts)
             elif kind is not None:
@@ -195,6 +206,20 @@ class PayloadWalk:
                 new_key = f"{new_key}#"
             result[new_key] = new_item
         return result if changed else value
+
+    def _names_credential(self, pair: dict[Any, Any]) -> bool:
+        """
+        Whether a name/value pair names a credential.
+
+        ``{"name": "OPENAI_API_KEY", "value": ...}`` (Kubernetes and ECS env), ``{"Key":
+        "DbPassword", "Value": ...}`` (tags), ``{"ParameterKey": ..., "ParameterValue":
+        ...}`` (CloudFormation).
+        """
+        for name_key in _PAIR_NAME_KEYS.intersection(pair):
+            name = pair[name_key]
+            if isinstance(name, str) and len(name) <= 128 and self.is_secret_key(name):
+                return True
+        return False
 
     def _redact_whole(self, value: Any, counts: dict[str, int], depth: int,
                       kind: str = "SECRET_FIELD") -> Any:
