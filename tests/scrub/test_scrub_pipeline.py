@@ -164,6 +164,33 @@ class TestOtherHandlersOfTheAuditLogger:
         assert {"internal error while processing (KeyError)"} == reasons
 
 
+class TestShapesFromAgentsAndCode:
+    """Credentials as coding assistants and devops agents log them, through the pipeline."""
+
+    SECRET = "Pw9xQ2mZ7vLk"
+    SHAPES = ('apiKey := "{s}"', 'os.environ["OPENAI_API_KEY"] = "{s}"',
+              "password          = {s}", 'db_password = SecretStr("{s}")',
+              '{{"password"=>"{s}"}}', "**Password:** {s}", "Cookie: theme=dark; sid={s}",
+              "postgres://app:{s}#1@db.internal:5432/app", "API Key: {s}")
+
+    def test_no_shape_reaches_the_file_or_a_handler_beside_it(self, audit_log, capfd):
+        logger, handler, ring, directory = audit_log
+        with console_beside(logger) as stream:
+            for shape in self.SHAPES:
+                plant_everywhere(logger, shape.format(s=self.SECRET))
+            logger.info("deployed", extra={"audit": {
+                "event_type": "tool.call", "user_id": "u-1", "status": "success",
+                "tool_name": "kubectl_apply", "parameters": {"env": [
+                    {"name": "OPENAI_API_KEY", "value": self.SECRET},
+                    {"name": "LOG_LEVEL", "value": "debug"}]}}})
+        handler.close()
+        err = capfd.readouterr()
+        outputs = raw_bytes(directory).decode() + stream.getvalue() + err.out + err.err
+        assert self.SECRET not in outputs
+        assert '"value":"debug"' in outputs.replace(" ", "")
+        assert 0 == verify_paths([directory], ring).exit_code
+
+
 class TestRawTextElsewhere:
     def test_a_prompt_in_metadata_or_an_extra_is_never_kept_as_text(self, audit_log):
         """Raw text under metadata.prompt, or as a flat extra beside the payload: hashed."""
