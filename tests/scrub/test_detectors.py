@@ -263,6 +263,12 @@ class TestShapesSeenInTheWild:
         ("dsn postgres://bob:Pw9x#Q2mZ7@db.example.com/app", "Pw9x#Q2mZ7", "URL_PASSWORD"),
         ("redis://:Pw9x?Q2mZ7@cache:6379/0", "Pw9x?Q2mZ7", "URL_PASSWORD"),
         ("smtp://maria@example.com@smtp.example.com:587", "maria@example.com", "EMAIL"),
+        # Command lines, as an agent's shell tool logs them.
+        ("curl -u bob:Pw9xQ2mZ7 https://api.example.com", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("mysql -u root -pPw9xQ2mZ7 shop", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("psql --password 'Pw9xQ2mZ7' -h db", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("sshpass -p Pw9xQ2mZ7 ssh deploy@host", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("redis-cli -h cache -a Pw9xQ2mZ7 ping", "Pw9xQ2mZ7", "SECRET_FIELD"),
         # National numbers with a trunk 0 (NL, NZ) and the "(0)" of e-mail signatures.
         ("tel 010 123 4567", "010 123 4567", "PHONE"),
         ("call +44 (0)20 7946 0958 now", "+44 (0)20 7946 0958", "PHONE"),
@@ -314,6 +320,8 @@ class TestShapesSeenInTheWild:
         '{"eos_token": "</s>", "pad_token": "[PAD]"}', "next_page_token=CAIQAA",
         "spin: 3", "[INFO]: started", "name      = my-app", "The Key: value",
         "**Note**: fine", "http://host:8080/path?q=1#top", "https://user@host.example.com/x",
+        "server -p 8080", "mysql -u root -p shop", 'git commit -m "fix password reset"',
+        "train --max-tokens 512 --token-limit 9", "curl -u bob https://x", "a - b",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

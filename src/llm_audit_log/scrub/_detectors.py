@@ -271,6 +271,42 @@ def key_value_finder(is_secret_key: KeyPredicate, enabled: frozenset[str]) -> Fi
     return find
 
 
+def command_line_finder(is_secret_key: KeyPredicate) -> Finder:
+    """
+    Credentials given as command-line options, as an agent's shell tool logs them.
+
+    ``--password x`` and any long option named like a credential; the password of
+    ``-u``/``--user user:pass`` (curl); mysql's glued ``-pS3cret``; ``-p x`` after sshpass
+    or docker login and ``-a x`` after redis-cli. Other short options are too ambiguous
+    (``-p 8080`` is a port).
+    """
+
+    def find(text: str, tl: str, out: list[Span]) -> None:
+        for option in p.CLI_OPTION.finditer(text):
+            name = option.group("name")
+            start, end = option.span("value")
+            if text[start] in "\"'":  # the quotes stay, as for key=value
+                start, end = start + 1, end - 1
+            if name in ("u", "user"):
+                colon = text.find(":", start, end)
+                if 0 <= colon < end - 1:
+                    out.append((colon + 1, end, "SECRET_FIELD"))
+                continue
+            tools = _SHORT_PASSWORD_FLAGS.get(name, ())
+            if (len(name) > 1 and is_secret_key(name)) or any(tool in tl for tool in tools):
+                out.append((start, end, "SECRET_FIELD"))
+        if "mysql" in tl:
+            out.extend((m.start(1), m.end(1), "SECRET_FIELD")
+                       for m in p.MYSQL_PASSWORD.finditer(text))
+
+    return find
+
+
+#: Short options that take a password, and the tools (as the translated text shows their
+#: names) whose commands they belong to.
+_SHORT_PASSWORD_FLAGS: Final = {"p": ("sshpass", "docker login"), "a": ("redis cli",)}
+
+
 def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Span],
                   kinds: tuple[str, str]) -> None:
     auth, aws = kinds

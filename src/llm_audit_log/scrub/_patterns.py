@@ -20,7 +20,7 @@ from typing import Final
 
 from llm_audit_log.scrub._keys import KEY_TAILS
 
-__all__ = ["EMAIL_SIGNS", "TRANSLATION", "email_sign_in", "gate", "translate"]
+__all__ = ["EMAIL_SIGNS", "TRANSLATION", "email_sign_in", "gate", "option_in", "translate"]
 
 #: An e-mail's ``@`` as logs write it: plain, URL-encoded (once or twice, as in a logged
 #: redirect URL) and as an HTML character reference (scraped pages, escaped LLM output).
@@ -31,6 +31,16 @@ def email_sign_in(text: str) -> bool:
     """Whether *text* holds any of :data:`EMAIL_SIGNS` (one-character checks guard the rest)."""
     return "@" in text or ("%" in text and ("%40" in text or "%2540" in text)) or (
         "&" in text and ("&#64;" in text or "&#x40;" in text or "&#X40;" in text))
+
+
+#: A ``-`` starting a word: a command-line option may follow. One regex call that skips
+#: to each ``-`` costs less than two two-character ``in`` checks on a typical line.
+_OPTION_START: Final = re.compile(r"-(?<=[\s\"'=]-)")
+
+
+def option_in(text: str, _search: Callable[[str], object] = _OPTION_START.search) -> bool:
+    """Whether *text* may hold a command-line option (``-`` after a space or a quote)."""
+    return text[:1] == "-" or _search(text) is not None
 
 
 def _translation_table() -> bytes:
@@ -103,6 +113,7 @@ def gate(
     _capital_a: Callable[[str], object] = CAPITAL_A.search,
     _key_separator: Callable[[str], object] = KEY_SEPARATOR.search,
     _slack: Callable[[str], object] = SLACK_PREFIX.search,
+    _option: Callable[[str], object] = _OPTION_START.search,
 ) -> bool:
     """
     Cheap over-approximation: False means no built-in detector can fire on *text*.
@@ -125,6 +136,7 @@ def gate(
         or "000000000" in tl or "00 0000" in tl or "0 00 00 00 00" in tl
         or "bearer" in tl
         or _key_separator(tl) is not None
+        or text[:1] == "-" or _option(text) is not None  # option_in, inline
     )
 
 
@@ -209,6 +221,16 @@ STRING_OPENER: Final = re.compile(r"[bBrRfFuU]{1,2}|[@$]|[\w.:]{0,40}\(")
 #: The quoted string after a :data:`STRING_OPENER`: it is part of the value.
 QUOTED: Final = re.compile(
     r"""(?:"(?:[^"\\\r\n]|\\[^\r\n]){0,4096}"|'(?:[^'\\\r\n]|\\[^\r\n]){0,4096}')""")
+#: A command-line option and its value, as agents' shell tools log them: ``--password x``,
+#: ``-u user:pass``. Starts with its literal ``-`` (see the module doc); the ``=`` form is
+#: the key/value finder's.
+CLI_OPTION: Final = re.compile(
+    r"""-(?<![\w-]-)-?(?P<name>[A-Za-z][\w-]{0,40})[ \t]{1,4}
+        (?P<value>"(?:[^"\\\r\n]|\\[^\r\n]){1,4096}"|'[^'\r\n]{1,4096}'|(?!-)[^\s"'`;|&]{1,4096})""",
+    re.VERBOSE | re.ASCII,
+)
+#: mysql's password glued to its flag: ``mysql -u root -pS3cret``.
+MYSQL_PASSWORD: Final = re.compile(r"-p(?<![\w-]-p)([^\s\"'`;|&]{1,4096})", re.ASCII)
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
     r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?!>))[ \t]{0,16}(?P<q>\\?["'])?

@@ -22,6 +22,7 @@ from llm_audit_log.scrub._detectors import (
     KEY_VALUE_KINDS,
     Finder,
     Span,
+    command_line_finder,
     key_value_finder,
 )
 from llm_audit_log.scrub._keys import RAW_TEXT_KEYS, builtin_secret_key, normalise_key
@@ -34,6 +35,7 @@ from llm_audit_log.scrub._patterns import (
     TRANSLATION,
     email_sign_in,
     gate,
+    option_in,
 )
 from llm_audit_log.scrub._walk import SCRUB_ERROR_MARKER, PayloadWalk, bump
 
@@ -95,6 +97,7 @@ class Scrubber(PayloadWalk):
         "_j",
         "_marker",
         "_max_chars",
+        "_option",
         "_pem",
         "_redact_fields",
         "_redact_raw_text",
@@ -135,10 +138,14 @@ class Scrubber(PayloadWalk):
                     for name, family in FAMILIES.items()}
         if enabled & KEY_VALUE_KINDS:
             families["separator"] += (key_value_finder(self.is_secret_key, enabled),)
+            families["option"] = (command_line_finder(self.is_secret_key),)
+        else:
+            families["option"] = ()
         self._at, self._j, self._pem = families["at"], families["j"], families["pem"]
         self._hook, self._a, self._x = families["hook"], families["a"], families["x"]
         self._digits, self._bearer = families["digits"], families["bearer"]
         self._separator = families["separator"]
+        self._option = families["option"]
         #: Runs on every string that reaches the detectors: custom patterns and the
         #: opt-in IP finder have no cheap gate of their own.
         self._extra: tuple[Finder, ...] = families["ip"] + tuple(
@@ -244,6 +251,8 @@ class Scrubber(PayloadWalk):
             families.append(self._bearer)
         if _key_separator(tl) is not None:
             families.append(self._separator)
+        if self._option and option_in(text):
+            families.append(self._option)
         if self._extra:
             families.append(self._extra)
             fired = True
