@@ -263,6 +263,16 @@ class TestShapesSeenInTheWild:
         ("dsn postgres://bob:Pw9x#Q2mZ7@db.example.com/app", "Pw9x#Q2mZ7", "URL_PASSWORD"),
         ("redis://:Pw9x?Q2mZ7@cache:6379/0", "Pw9x?Q2mZ7", "URL_PASSWORD"),
         ("smtp://maria@example.com@smtp.example.com:587", "maria@example.com", "EMAIL"),
+        # A word glued by "_" or "." keeps only its own token from being a phone.
+        ("user_42 415-555-2671", "415-555-2671", "PHONE"),
+        ("emp_12 123-45-6789", "123-45-6789", "US_SSN"),
+        # Perl's bare "=>", Cookie values with quotes or escapes, an index-free subscript.
+        ("password=>Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ('{"cookie": "theme=\\"dark\\"; sid=Pw9xQ2mZ7"}', 'theme=\\"dark\\"; sid=Pw9xQ2mZ7',
+         "SECRET_FIELD"),
+        ('Set-Cookie: sid="Pw9xQ2mZ7"; Path=/', 'sid="Pw9xQ2mZ7"; Path=/', "SECRET_FIELD"),
+        ("otp_code=604312", "604312", "SECRET_FIELD"),
+        ("[db](postgres://bob:Pw9x#Q2mZ7@db)", "Pw9x#Q2mZ7", "URL_PASSWORD"),
         # Command lines, as an agent's shell tool logs them.
         ("curl -u bob:Pw9xQ2mZ7 https://api.example.com", "Pw9xQ2mZ7", "SECRET_FIELD"),
         ("mysql -u root -pPw9xQ2mZ7 shop", "Pw9xQ2mZ7", "SECRET_FIELD"),
@@ -322,6 +332,9 @@ class TestShapesSeenInTheWild:
         "**Note**: fine", "http://host:8080/path?q=1#top", "https://user@host.example.com/x",
         "server -p 8080", "mysql -u root -p shop", 'git commit -m "fix password reset"',
         "train --max-tokens 512 --token-limit 9", "curl -u bob https://x", "a - b",
+        "self._sessions[token] = session", "tokens: List[Token] = []", "cookie: null",
+        "result['Secret'] == ''", "@article{x, issn = {1234-5678}}", "id 000-000-0000",
+        "tokens.map(token=>token.length)",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

@@ -522,6 +522,19 @@ class TestBounded:
         cost(1_000)
         assert cost(100_000) < 30 * max(cost(10_000), 1e-4)
 
+    def test_many_findings_grow_linearly(self):
+        """A pasted mailing list: each finding is checked against the URL passwords only."""
+        wide = Scrubber(digest=digest, max_chars=1_000_000)
+
+        def cost(count: int) -> float:
+            text = "".join(f"user{i}@ex.io, " for i in range(count))
+            start = time.perf_counter()
+            wide.scrub_text(text, {})
+            return time.perf_counter() - start
+
+        cost(100)
+        assert cost(20_000) < 30 * max(cost(2_000), 1e-4)
+
 
 class TestProperties:
     @settings(max_examples=500, deadline=None)

@@ -149,8 +149,9 @@ def _unescaped_password(text: str, index: int, authority: str, out: list[Span]) 
     wide = p.URL_WIDE.match(text, index + 3)
     if wide is None:
         return
-    userinfo, at, rest = wide.group().rpartition("@")
-    if at and p.URL_HOST.match(rest):
+    at = wide.group().find("@", len(authority))  # the first: a later one is in the query
+    userinfo, rest = wide.group()[:at], wide.group()[at + 1:]
+    if at != -1 and p.URL_HOST.match(rest):
         start = index + 3 + len(user) + 1
         out.append((start, index + 3 + len(userinfo), "URL_PASSWORD"))
 
@@ -170,6 +171,7 @@ def _url_password_in(text: str, index: int, authority: str, out: list[Span]) -> 
 
 
 def _email(text: str, _tl: str, out: list[Span]) -> None:
+    passwords = [(low, high) for low, high, kind in out if kind == "URL_PASSWORD"]
     for sign in p.EMAIL_SIGNS:
         at = text.find(sign)
         while at != -1:
@@ -179,10 +181,8 @@ def _email(text: str, _tl: str, out: list[Span]) -> None:
                 # A local part longer than 64 characters is cut to its last 64: fail closed.
                 start = at - local.end()
                 if (not _in_url_userinfo(text, start) or _user_is_email(text, domain.end())) \
-                        and not any(
-                        kind == "URL_PASSWORD" and low <= start < high
-                        for low, high, kind in out):  # bob:pa#ss@host: the host stays
-                    out.append((start, domain.end(), "EMAIL"))
+                        and not any(low <= start < high for low, high in passwords):
+                    out.append((start, domain.end(), "EMAIL"))  # bob:pa#ss@host: host stays
             at = text.find(sign, at + 1)
 
 
@@ -320,17 +320,20 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         word = p.LABEL_WORD_REVERSED.match(before, back.end())
         if word is not None and is_secret_key(label := f"{word.group(1)[::-1]} {key}"):
             key, normal = label, normalise_key(label)
+    closer = back.group(0)
+    if "]" in closer and "'" not in closer and '"' not in closer \
+            and not text.startswith("=>", sep):
+        return  # ``sessions[token] = s``, ``x: List[Token] = []``: not a key, an index
     # ``token => token.length`` is an arrow function; a hash's key is quoted or a symbol.
     arrow = text.startswith("=>", sep) and not _quoted_or_symbol(text, sep, back)
-    if normal in _WHOLE_LINE_KEYS and not arrow:
+    if normal in ("authorization", "proxyauthorization") and not arrow:
         value = p.AUTH_VALUE.match(text, sep)
         if value is not None:
-            header = normal in ("authorization", "proxyauthorization")
             scheme = value.group("scheme")
             # Only a known scheme stays visible: ``authorization=abc123 user=bob`` has none.
-            keep = header and scheme is not None and scheme.lower() in _AUTH_SCHEMES
+            keep = scheme is not None and scheme.lower() in _AUTH_SCHEMES
             start = value.start("value") if keep or scheme is None else value.start("scheme")
-            out.append((start, value.end("value"), auth if header else "SECRET_FIELD"))
+            out.append((start, value.end("value"), auth))
         return
     # A hit on ``_`` inside a name (``ghp_``, ``sk_live_``) has no separator: no match.
     match = p.KEY_VALUE.match(text, sep)
@@ -339,6 +342,11 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
     group = match.lastgroup or "bare"
     found = match.group(group)
     start, end = match.span(group)
+    if group == "bare" and normal in ("cookie", "setcookie") and found not in _LITERALS:
+        rest = p.LINE_REST.match(text, start)  # every pair of the header, quotes and all
+        if rest is not None and not arrow:
+            out.append((start, rest.end(), "SECRET_FIELD"))
+        return
     if group == "bare":
         quoted = p.QUOTED.match(text, end) if p.STRING_OPENER.fullmatch(found) else None
         if quoted is not None:  # b"...", @"...", SecretStr("..."): the string is the value
@@ -349,8 +357,8 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
             end = start + len(found)
             if found in _LITERALS:
                 return
-            if arrow:
-                return
+            if arrow and (found == key or any(char in found for char in ".([{")):
+                return  # an arrow function's body: ``token => token.length``
     if not found:
         return
     if p.AWS_SECRET_SHAPE.fullmatch(found) and p.HEX_ONLY.fullmatch(found) is None and (
@@ -360,12 +368,6 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         out.append((start, end, auth))
     elif is_secret_key(key):
         out.append((start, end, "SECRET_FIELD"))
-
-
-#: Keys whose value runs to the end of the line: an Authorization header's scheme and
-#: token, every pair of a Cookie header.
-_WHOLE_LINE_KEYS: Final = frozenset({"authorization", "proxyauthorization", "cookie",
-                                     "setcookie"})
 
 
 #: Authorization schemes (IANA's registry and common vendor ones), left readable.

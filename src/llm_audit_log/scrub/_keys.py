@@ -21,11 +21,12 @@ SECRET_KEY_SUFFIXES: Final = (
     "accesskey", "secretkey", "privatekey", "signingkey", "encryptionkey", "masterkey",
     "accountkey", "sharedaccesskey", "subscriptionkey", "authorization", "auth",
     "credential", "credentials", "cookie", "cookies", "passcode", "privkey", "cvv", "cvc",
-    "ssn", "socialsecuritynumber",
+    "socialsecuritynumber",
 )
 #: Short names that are credentials only on their own (``pin``, not ``spin``).
 SECRET_KEY_NAMES: Final = frozenset({"pin", "pincode", "pw", "otp", "otpcode", "totp",
-                                     "mfacode", "cvv2", "cvc2"})
+                                     "mfacode", "cvv2", "cvc2", "ssn", "userssn",
+                                     "customerssn", "patientssn"})
 #: Names ending like a credential that are not one: a tokenizer's special tokens, paging
 #: cursors and limits. Their values are still scanned like any other.
 NOT_SECRET_KEYS: Final = frozenset({
@@ -40,8 +41,8 @@ SECRET_KEY_PARTS: Final = ("password", "passwd", "passphrase", "privatekey", "cl
 #: separators are spaces; the scrubber's cheap gate looks for them before ``:`` or ``=``.
 KEY_TAILS: Final = (
     "word", "swd", "pwd", "hrase", "cret", "rets", "oken", "key", "rization", "auth",
-    "ntial", "tials", "ookie", "okies", "scode", "acode", "pcode", "ncode", "cvv", "ssn",
-    "pin", "otp",
+    "ntial", "tials", "ookie", "okies", "scode", "acode", "pcode", "ncode", "a:code",
+    "p:code", "n:code", "cvv", "ssn", "pin", "otp",
 )
 
 _SEPARATORS: Final = str.maketrans("", "", "-_. ")

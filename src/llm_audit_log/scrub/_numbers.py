@@ -118,8 +118,9 @@ def _classify(candidate: str, offset: int, out: list[Span], *, cut: bool,
     resume = 1
     while first < count:
         for last in range(min(count, first + _MAX_GROUPS), first, -1):
+            # Glued to the word is the token the candidate starts in: up to its first space.
             kind = _kind(candidate, groups[first:last], plus=first == 0 and candidate[0] == "+",
-                         glued=glued)
+                         glued=glued and " " not in candidate[:groups[first][0]])
             if kind is not None:
                 start = groups[first][0]
                 if kind == "PHONE" and start and candidate[start - 1] in "(+":
@@ -182,7 +183,9 @@ def _phone_ok(digits: str, sizes: list[int], *, plus: bool) -> bool:
     if plus:
         return phone_e164_ok(digits)
     if sizes == [3, 3, 4] and digits[0] == "0":
-        return True  # a trunk prefix, not NANP: 010 123 4567 (NL), 021 123 4567 (NZ)
+        # A trunk prefix, not NANP: 010 123 4567 (NL), 021 123 4567 (NZ); an area code
+        # follows it, never another 0.
+        return digits[1] != "0"
     if sizes in ([3, 3, 4], [1, 3, 3, 4]):
         national = digits if len(digits) == 10 else digits[1:]
         return (len(digits) == 10 or digits[0] == "1") and nanp_ok(national)

@@ -169,7 +169,7 @@ URL_AUTHORITY: Final = re.compile(r"[^/?#\s\"'<>`]{1,1024}")
 #: After ``scheme://``: up to the end of the URL (a space or a quote).
 URL_WIDE: Final = re.compile(r"[^\s\"'<>`]{1,1024}")
 #: A host and optional port, then the end of the authority.
-URL_HOST: Final = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?:[/?#]|$)")
+URL_HOST: Final = re.compile(r"[A-Za-z0-9.-]{1,253}(?::[0-9]{1,5})?(?![\w.@-])", re.ASCII)
 URL_SCHEME_REVERSED: Final = re.compile(r"[A-Za-z0-9+.-]{0,30}[A-Za-z]")
 BEARER: Final = re.compile(r"bearer[ \t]{1,16}([\w~+/.-]{8,4096}=*)", re.ASCII | re.IGNORECASE)
 #: Letters of Latin scripts beyond ASCII (``é``, ``ü``, ``ø``, ``ł``; not the signs for
@@ -205,7 +205,7 @@ KEY_REVERSED: Final = re.compile(
 LABEL_WORD_REVERSED: Final = re.compile(r"[ \t]([A-Za-z][A-Za-z0-9-]{0,30})", re.ASCII)
 #: Separator and value after a key name.
 KEY_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?P<sep>=>|:=|[:=](?!>))[ \t]{0,16}
+    r"""\\?["']?[ \t]{0,3}(?P<sep>=>|:=|[:=](?![>=]))[ \t]{0,16}
     (?:(?:\*\*|__|`)[ \t]{0,4})?  # Markdown closing a label: **Password:** value
     (?:
         "(?P<dq>(?:[^"\\\r\n]|\\[^\r\n]){1,4096})"
@@ -231,9 +231,11 @@ CLI_OPTION: Final = re.compile(
 )
 #: mysql's password glued to its flag: ``mysql -u root -pS3cret``.
 MYSQL_PASSWORD: Final = re.compile(r"-p(?<![\w-]-p)([^\s\"'`;|&]{1,4096})", re.ASCII)
+#: The rest of a line (an unquoted Cookie header's every pair).
+LINE_REST: Final = re.compile(r"[^\r\n]{1,4096}")
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?!>))[ \t]{0,16}(?P<q>\\?["'])?
+    r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?![>=]))[ \t]{0,16}(?P<q>\\?["'])?
         (?:(?P<scheme>[A-Za-z][\w-]{0,30})[ \t]{1,4})?
         (?P<value>[^\r\n"'\\]{1,4096})""",
     re.VERBOSE | re.ASCII,
