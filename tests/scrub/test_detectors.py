@@ -335,6 +335,11 @@ class TestShapesSeenInTheWild:
         "self._sessions[token] = session", "tokens: List[Token] = []", "cookie: null",
         "result['Secret'] == ''", "@article{x, issn = {1234-5678}}", "id 000-000-0000",
         "tokens.map(token=>token.length)",
+        # Code assigning an expression to a subscript, prose about options, lowercase
+        # labels, and AWS CLI paging tokens.
+        'r.headers["Authorization"] = _digest_auth', "$this->headers['Cookie'] = $value;",
+        "Unsupported curve for ssh private key: {name}", "the --password option is gone",
+        "aws s3api list-objects --starting-token abc123",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

@@ -293,7 +293,8 @@ def command_line_finder(is_secret_key: KeyPredicate) -> Finder:
                     out.append((colon + 1, end, "SECRET_FIELD"))
                 continue
             tools = _SHORT_PASSWORD_FLAGS.get(name, ())
-            if (len(name) > 1 and is_secret_key(name)) or any(tool in tl for tool in tools):
+            if ((len(name) > 1 and is_secret_key(name)) or any(tool in tl for tool in tools)) \
+                    and text[start:end].lower() not in _PROSE_WORDS:
                 out.append((start, end, "SECRET_FIELD"))
         if "mysql" in tl:
             out.extend((m.start(1), m.end(1), "SECRET_FIELD")
@@ -302,6 +303,10 @@ def command_line_finder(is_secret_key: KeyPredicate) -> Finder:
     return find
 
 
+#: Words that follow an option's name in prose (``the --password option``), not values.
+_PROSE_WORDS: Final = frozenset({"option", "options", "flag", "flags", "argument",
+                                 "arguments", "parameter", "and", "or", "is", "are", "to",
+                                 "with", "instead", "if", "when"})
 #: Short options that take a password, and the tools (as the translated text shows their
 #: names) whose commands they belong to.
 _SHORT_PASSWORD_FLAGS: Final = {"p": ("sshpass", "docker login"), "a": ("redis cli",)}
@@ -316,14 +321,17 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         return
     key = back.group(1)[::-1]
     normal = normalise_key(key)
-    if normal == "key":  # a label: ``API Key: ...``, ``Secret Key = ...``
+    if key in ("Key", "KEY"):  # a label: ``API Key: ...``, ``Secret Key = ...``
         word = p.LABEL_WORD_REVERSED.match(before, back.end())
         if word is not None and is_secret_key(label := f"{word.group(1)[::-1]} {key}"):
             key, normal = label, normalise_key(label)
     closer = back.group(0)
-    if "]" in closer and "'" not in closer and '"' not in closer \
-            and not text.startswith("=>", sep):
-        return  # ``sessions[token] = s``, ``x: List[Token] = []``: not a key, an index
+    if "]" in closer and not text.startswith("=>", sep) and (
+            ("'" not in closer and '"' not in closer)
+            or p.QUOTE_AFTER_SEPARATOR.match(text, sep) is None):
+        # ``sessions[token] = s``, ``x: List[Token] = []``: an index, not a key; and
+        # ``headers["Authorization"] = header``: code assigns an expression, not a literal.
+        return
     # ``token => token.length`` is an arrow function; a hash's key is quoted or a symbol.
     arrow = text.startswith("=>", sep) and not _quoted_or_symbol(text, sep, back)
     if normal in ("authorization", "proxyauthorization") and not arrow:

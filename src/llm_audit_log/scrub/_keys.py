@@ -32,7 +32,8 @@ SECRET_KEY_NAMES: Final = frozenset({"pin", "pincode", "pw", "otp", "otpcode", "
 NOT_SECRET_KEYS: Final = frozenset({
     "bostoken", "eostoken", "padtoken", "unktoken", "septoken", "clstoken", "masktoken",
     "specialtoken", "nextpagetoken", "pagetoken", "prevpagetoken", "previouspagetoken",
-    "nexttoken", "continuationtoken", "maxtoken", "mintoken",
+    "nexttoken", "continuationtoken", "maxtoken", "mintoken", "startingtoken",
+    "paginationtoken", "changetoken", "locktoken", "idempotencytoken", "synctoken",
 })
 #: A normalised key containing one of these is a secret key (``password_confirmation``).
 SECRET_KEY_PARTS: Final = ("password", "passwd", "passphrase", "privatekey", "clientsecret")

@@ -231,11 +231,13 @@ CLI_OPTION: Final = re.compile(
 )
 #: mysql's password glued to its flag: ``mysql -u root -pS3cret``.
 MYSQL_PASSWORD: Final = re.compile(r"-p(?<![\w-]-p)([^\s\"'`;|&]{1,4096})", re.ASCII)
+#: A separator and an opening quote: a subscript assigned a string literal.
+QUOTE_AFTER_SEPARATOR: Final = re.compile(r"""(?:=>|:=|[:=])[ \t]{0,16}[@$bBrRfFuU]{0,2}\\?["'`]""")
 #: The rest of a line (an unquoted Cookie header's every pair).
 LINE_REST: Final = re.compile(r"[^\r\n]{1,4096}")
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?![>=]))[ \t]{0,16}(?P<q>\\?["'])?
+    r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?![>=]))[ \t]{0,16}(?P<q>[bBrRfFuU@$]{0,2}\\?["'])?
         (?:(?P<scheme>[A-Za-z][\w-]{0,30})[ \t]{1,4})?
         (?P<value>[^\r\n"'\\]{1,4096})""",
     re.VERBOSE | re.ASCII,
