@@ -171,7 +171,8 @@ class TestShapesFromAgentsAndCode:
     SHAPES = ('apiKey := "{s}"', 'os.environ["OPENAI_API_KEY"] = "{s}"',
               "password          = {s}", 'db_password = SecretStr("{s}")',
               '{{"password"=>"{s}"}}', "**Password:** {s}", "Cookie: theme=dark; sid={s}",
-              "postgres://app:{s}#1@db.internal:5432/app", "API Key: {s}")
+              "postgres://app:{s}#1@db.internal:5432/app", "API Key: {s}",
+              "--password {s}", "mysql -u root -p{s} shop", "curl -u bob:{s} https://x")
 
     def test_no_shape_reaches_the_file_or_a_handler_beside_it(self, audit_log, capfd):
         logger, handler, ring, directory = audit_log

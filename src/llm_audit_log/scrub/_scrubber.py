@@ -232,7 +232,7 @@ class Scrubber(PayloadWalk):
         """
         fired = False
         families: list[tuple[Finder, ...]] = []
-        if email_sign_in(text):
+        if "@" in text or (("%" in text or "&" in text) and email_sign_in(text)):
             families.append(self._at)
         if "J" in text:
             families.append(self._j)
