@@ -268,6 +268,7 @@ class TestShapesSeenInTheWild:
         ("emp_12 123-45-6789", "123-45-6789", "US_SSN"),
         # Perl's bare "=>", Cookie values with quotes or escapes, an index-free subscript.
         ("password=>Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("cookie=>sid=Pw9xQ2mZ7", "sid=Pw9xQ2mZ7", "SECRET_FIELD"),
         ('{"cookie": "theme=\\"dark\\"; sid=Pw9xQ2mZ7"}', 'theme=\\"dark\\"; sid=Pw9xQ2mZ7',
          "SECRET_FIELD"),
         ('Set-Cookie: sid="Pw9xQ2mZ7"; Path=/', 'sid="Pw9xQ2mZ7"; Path=/', "SECRET_FIELD"),

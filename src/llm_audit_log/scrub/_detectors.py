@@ -350,9 +350,12 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
     group = match.lastgroup or "bare"
     found = match.group(group)
     start, end = match.span(group)
+    # An arrow function's body (``token => token.length``), not a hash's value.
+    code = arrow and group == "bare" and (
+        found == key or any(char in found for char in ".([{"))
     if group == "bare" and normal in ("cookie", "setcookie") and found not in _LITERALS:
         rest = p.LINE_REST.match(text, start)  # every pair of the header, quotes and all
-        if rest is not None and not arrow:
+        if rest is not None and not code:
             out.append((start, rest.end(), "SECRET_FIELD"))
         return
     if group == "bare":
@@ -363,10 +366,8 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         else:  # an unquoted value ends where its object, list or call does
             found = found.rstrip("}])")
             end = start + len(found)
-            if found in _LITERALS:
+            if found in _LITERALS or code:
                 return
-            if arrow and (found == key or any(char in found for char in ".([{")):
-                return  # an arrow function's body: ``token => token.length``
     if not found:
         return
     if p.AWS_SECRET_SHAPE.fullmatch(found) and p.HEX_ONLY.fullmatch(found) is None and (
