@@ -280,6 +280,19 @@ class TestShapesSeenInTheWild:
         ("psql --password 'Pw9xQ2mZ7' -h db", "Pw9xQ2mZ7", "SECRET_FIELD"),
         ("sshpass -p Pw9xQ2mZ7 ssh deploy@host", "Pw9xQ2mZ7", "SECRET_FIELD"),
         ("redis-cli -h cache -a Pw9xQ2mZ7 ping", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # ... and as a tool call's JSON arguments carry them, quoted, in Markdown, in brackets.
+        ('{"command": "./deploy --token \\"Pw9xQ2mZ7\\""}', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("./run --password $'Pw9xQ2mZ7'", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("Run `--token Pw9xQ2mZ7` to log in.", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("(--password Pw9xQ2mZ7)", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ('curl -u admin:"Pw9xQ2mZ7" https://x', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("sshpass -pPw9xQ2mZ7 ssh deploy@host", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("mysql -p'Pw9xQ2mZ7' shop", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("redis-server --requirepass Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        # Subscripts assigned a literal without quotes; a lowercase "API key" label.
+        ('creds["db_password"]=Pw9xQ2mZ7', "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("ENV['API_KEY'] = Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
+        ("Your API key: Pw9xQ2mZ7", "Pw9xQ2mZ7", "SECRET_FIELD"),
         # National numbers with a trunk 0 (NL, NZ) and the "(0)" of e-mail signatures.
         ("tel 010 123 4567", "010 123 4567", "PHONE"),
         ("call +44 (0)20 7946 0958 now", "+44 (0)20 7946 0958", "PHONE"),
@@ -341,6 +354,15 @@ class TestShapesSeenInTheWild:
         'r.headers["Authorization"] = _digest_auth', "$this->headers['Cookie'] = $value;",
         "Unsupported curve for ssh private key: {name}", "the --password option is gone",
         "aws s3api list-objects --starting-token abc123",
+        # Option values that are not credentials: uid:gid, help text, prose, redirections,
+        # options of other commands than the tool's, references to where a secret is.
+        "docker run --user 1000:1000 alpine id", "docker exec -u root:root c sh",
+        "  --password PASSWORD   Database password", "--token <value>",
+        "pass --token as an env var", "gcc -pthread x.c -lmysqlclient",
+        "sshpass -e ssh -p 2222 host", "docker login r && docker run -p 8080:80 nginx",
+        "docker login --password-stdin ghcr.io", "psql --no-password mydb",
+        "gh auth login --with-token < token.txt", "items.map(token => token)",
+        "{cookie => $sid}", 'creds["password"] = password', "ssh private key: {name}",
     ])
     def test_still_left_alone(self, default_scrubber, text):
         assert text == default_scrubber.scrub_text(text, {})

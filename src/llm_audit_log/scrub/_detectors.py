@@ -276,37 +276,85 @@ def command_line_finder(is_secret_key: KeyPredicate) -> Finder:
     Credentials given as command-line options, as an agent's shell tool logs them.
 
     ``--password x`` and any long option named like a credential; the password of
-    ``-u``/``--user user:pass`` (curl); mysql's glued ``-pS3cret``; ``-p x`` after sshpass
-    or docker login and ``-a x`` after redis-cli. Other short options are too ambiguous
-    (``-p 8080`` is a port).
+    ``-u``/``--user user:pass`` (curl); a password glued to ``-p`` in a mysql or sshpass
+    command; ``-p x`` in a sshpass or docker login command and ``-a x`` in a redis-cli one.
+    Other short options are too ambiguous (``-p 8080`` is a port). Help text
+    (``--password PASSWORD``), prose (``the --password option``), redirections and uid:gid
+    pairs are not values.
     """
 
     def find(text: str, tl: str, out: list[Span]) -> None:
         for option in p.CLI_OPTION.finditer(text):
             name = option.group("name")
-            start, end = option.span("value")
-            if text[start] in "\"'":  # the quotes stay, as for key=value
-                start, end = start + 1, end - 1
+            start, end = _unquoted(text, *option.span("value"))
+            if text[start] not in "\"'":  # a bare value ends where its group or call does
+                end = start + len(text[start:end].rstrip(")]}"))
+            value = text[start:end]
             if name in ("u", "user"):
-                colon = text.find(":", start, end)
-                if 0 <= colon < end - 1:
-                    out.append((colon + 1, end, "SECRET_FIELD"))
+                user, colon, password = value.partition(":")
+                if colon and not password and (quoted := p.QUOTED.match(text, end)):
+                    end, password = quoted.end() - 1, quoted.group()[1:-1]  # admin:"pw"
+                if colon and password and not password.isdigit() and password != user:
+                    out.append((end - len(password), end, "SECRET_FIELD"))
                 continue
-            tools = _SHORT_PASSWORD_FLAGS.get(name, ())
-            if ((len(name) > 1 and is_secret_key(name)) or any(tool in tl for tool in tools)) \
-                    and text[start:end].lower() not in _PROSE_WORDS:
+            if _not_a_value(value):
+                continue
+            normal = normalise_key(name)
+            if (len(name) > 1 and (normal in _OPTION_SECRETS or (
+                    is_secret_key(name) and not normal.startswith("no")
+                    and not normal.endswith(_REFERENCE_SUFFIXES)))) or (
+                    name in _SHORT_PASSWORD_FLAGS
+                    and _in_command(text, tl, start, _SHORT_PASSWORD_FLAGS[name])):
                 out.append((start, end, "SECRET_FIELD"))
-        if "mysql" in tl:
-            out.extend((m.start(1), m.end(1), "SECRET_FIELD")
-                       for m in p.MYSQL_PASSWORD.finditer(text))
+        if "mysql" in tl or "sshpass" in tl:
+            for glued in p.GLUED_PASSWORD.finditer(text):
+                start, end = _unquoted(text, *glued.span(1))
+                if _in_command(text, tl, start, ("mysql", "sshpass")):
+                    out.append((start, end, "SECRET_FIELD"))
 
     return find
 
 
+def _unquoted(text: str, start: int, end: int) -> tuple[int, int]:
+    """A value's span without its quotes (plain, backslash-escaped or ``$'...'``): they stay."""
+    if text[start] in "\"'":
+        return start + 1, end - 1
+    if text[start] in "\\$" and start + 1 < end and text[start + 1] in "\"'":
+        return start + 2, end - (2 if text[start] == "\\" else 1)
+    return start, end
+
+
+def _not_a_value(value: str) -> bool:
+    """Help text's metavariables, prose, a redirection: ``PASSWORD``, ``<token>``, ``as``."""
+    return (not value or value.lower() in _PROSE_WORDS or value[0] in "<{[("
+            or (value.isupper() and value.replace("_", "").isalpha()))
+
+
+def _in_command(text: str, tl: str, position: int, tools: tuple[str, ...]) -> bool:
+    """
+    Whether the option at *position* belongs to one of *tools*' commands.
+
+    For sshpass, to sshpass itself: ``sshpass -e ssh -p 2222`` gives ssh its port.
+    """
+    begin = max(text.rfind(separator, 0, position) for separator in ("|", ";", "&", "\n"))
+    command = tl[begin + 1:position]
+    for tool in tools:
+        at = command.rfind(tool)
+        if at != -1:
+            between = text[begin + 1 + at + len(tool):position].split()
+            return tool != "sshpass" or all(word.startswith("-") for word in between)
+    return False
+
+
 #: Words that follow an option's name in prose (``the --password option``), not values.
-_PROSE_WORDS: Final = frozenset({"option", "options", "flag", "flags", "argument",
-                                 "arguments", "parameter", "and", "or", "is", "are", "to",
-                                 "with", "instead", "if", "when"})
+_PROSE_WORDS: Final = frozenset({
+    "option", "options", "flag", "flags", "argument", "arguments", "parameter", "and", "or",
+    "is", "are", "to", "with", "instead", "if", "when", "as", "for", "from", "in", "on",
+    "the", "a", "an", "of", "by", "value"})
+#: Options that name where a credential is, not the credential (``--password-file``).
+_REFERENCE_SUFFIXES: Final = ("stdin", "file", "path", "env", "var", "prompt", "dir")
+#: Long options that take a password under a name no key would have.
+_OPTION_SECRETS: Final = frozenset({"pass", "requirepass", "masterauth"})
 #: Short options that take a password, and the tools (as the translated text shows their
 #: names) whose commands they belong to.
 _SHORT_PASSWORD_FLAGS: Final = {"p": ("sshpass", "docker login"), "a": ("redis cli",)}
@@ -321,14 +369,16 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         return
     key = back.group(1)[::-1]
     normal = normalise_key(key)
-    if key in ("Key", "KEY"):  # a label: ``API Key: ...``, ``Secret Key = ...``
+    if normal == "key":  # a label: ``API Key: ...``, ``Your API key: ...``, ``Secret Key =``
         word = p.LABEL_WORD_REVERSED.match(before, back.end())
-        if word is not None and is_secret_key(label := f"{word.group(1)[::-1]} {key}"):
+        first = word.group(1)[::-1] if word is not None else ""
+        # ``ssh private key: {name}`` is prose: a lowercase key after a lowercase word
+        if (key != "key" or first[:1].isupper() or first.lower() == "api") \
+                and is_secret_key(label := f"{first} {key}"):
             key, normal = label, normalise_key(label)
     closer = back.group(0)
     if "]" in closer and not text.startswith("=>", sep) and (
-            ("'" not in closer and '"' not in closer)
-            or p.QUOTE_AFTER_SEPARATOR.match(text, sep) is None):
+            ("'" not in closer and '"' not in closer) or _assigns_expression(text, sep)):
         # ``sessions[token] = s``, ``x: List[Token] = []``: an index, not a key; and
         # ``headers["Authorization"] = header``: code assigns an expression, not a literal.
         return
@@ -352,7 +402,7 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
     start, end = match.span(group)
     # An arrow function's body (``token => token.length``), not a hash's value.
     code = arrow and group == "bare" and (
-        found == key or any(char in found for char in ".([{"))
+        found.rstrip("}])") == key or any(char in found for char in _CODE_CHARS))
     if group == "bare" and normal in ("cookie", "setcookie") and found not in _LITERALS:
         rest = p.LINE_REST.match(text, start)  # every pair of the header, quotes and all
         if rest is not None and not code:
@@ -386,6 +436,27 @@ _AUTH_SCHEMES: Final = frozenset({
     "api-key", "key", "jwt", "mac", "sharedkey", "sharedkeylite", "sharedaccesssignature",
     "aws4-hmac-sha256", "gsso", "kerberos", "ssws", "splunk", "signature", "googlelogin",
 })
+
+
+def _assigns_expression(text: str, sep: int) -> bool:
+    """
+    ``= header``, ``= token.key``, ``= $value``, ``= f(x)``: code, not a literal.
+
+    A string literal is no expression, nor is a value with capitals or digits that names
+    nothing (``= S3cretPass``, ``= Basic dXNlcjpwdw==``).
+    """
+    if p.QUOTE_AFTER_SEPARATOR.match(text, sep) is not None:
+        return False
+    value = p.ASSIGNED_WORD.match(text, sep)
+    if value is None:
+        return True
+    word = value.group(1)
+    return any(char in word for char in _CODE_CHARS) or word.islower() or word.isupper() \
+        or word.startswith("_")
+
+
+#: Characters that make an unquoted value an expression (or an arrow function's body).
+_CODE_CHARS: Final = ".([{$`"
 
 
 def _quoted_or_symbol(text: str, sep: int, back: re.Match[str]) -> bool:

@@ -33,19 +33,19 @@ def email_sign_in(text: str) -> bool:
         "&" in text and ("&#64;" in text or "&#x40;" in text or "&#X40;" in text))
 
 
-#: A ``-`` starting a word: a command-line option may follow. One regex call that skips
-#: to each ``-``, where four two-character ``in`` checks would each scan the text.
-_OPTION_START: Final = re.compile(r"-(?<=[\s\"'=]-)")
+#: A ``-`` starting a word: a command-line option may follow (the start CLI_OPTION
+#: takes). One regex call that skips to each ``-``.
+_OPTION_START: Final = re.compile(r"-(?<![\w-]-)", re.ASCII)
 
 
 def option_in(text: str, _search: Callable[[str], object] = _OPTION_START.search) -> bool:
     """
     Whether *text* may hold a command-line option.
 
-    A ``-`` at its start or after a space, a quote or ``=``; :func:`gate` makes the same
-    check inline.
+    A ``-`` that starts a word (not one inside ``gpt-4o`` or ``--``), as
+    :data:`CLI_OPTION` takes it; :func:`gate` makes the same check inline.
     """
-    return text[:1] == "-" or _search(text) is not None
+    return _search(text) is not None
 
 
 def _translation_table() -> bytes:
@@ -141,7 +141,7 @@ def gate(
         or "000000000" in tl or "00 0000" in tl or "0 00 00 00 00" in tl
         or "bearer" in tl
         or _key_separator(tl) is not None
-        or text[:1] == "-" or _option(text) is not None  # option_in, inline
+        or _option(text) is not None  # option_in, inline
     )
 
 
@@ -231,13 +231,19 @@ QUOTED: Final = re.compile(
 #: the key/value finder's.
 CLI_OPTION: Final = re.compile(
     r"""-(?<![\w-]-)-?(?P<name>[A-Za-z][\w-]{0,40})[ \t]{1,4}
-        (?P<value>"(?:[^"\\\r\n]|\\[^\r\n]){1,4096}"|'[^'\r\n]{1,4096}'|(?!-)[^\s"'`;|&]{1,4096})""",
+        (?P<value>"(?:[^"\\\r\n]|\\[^\r\n]){1,4096}"|'[^'\r\n]{1,4096}'
+        |\\"[^"\\\r\n]{1,4096}\\"|\\'[^'\\\r\n]{1,4096}\\'|\$'[^'\r\n]{1,4096}'
+        |(?!-)[^\s"'`;|&\\]{1,4096})""",
     re.VERBOSE | re.ASCII,
 )
-#: mysql's password glued to its flag: ``mysql -u root -pS3cret``.
-MYSQL_PASSWORD: Final = re.compile(r"-p(?<![\w-]-p)([^\s\"'`;|&]{1,4096})", re.ASCII)
+#: A password glued to its flag (mysql, sshpass): ``mysql -u root -pS3cret``, ``-p'S3cret'``.
+GLUED_PASSWORD: Final = re.compile(
+    r"""-p(?<![\w-]-p)("[^"\r\n]{1,4096}"|'[^'\r\n]{1,4096}'|[^\s"'`;|&\\]{1,4096})""",
+    re.ASCII)
 #: A separator and an opening quote: a subscript assigned a string literal.
 QUOTE_AFTER_SEPARATOR: Final = re.compile(r"""(?:=>|:=|[:=])[ \t]{0,16}[@$bBrRfFuU]{0,2}\\?["'`]""")
+#: The first word of an unquoted value after a separator.
+ASSIGNED_WORD: Final = re.compile(r"(?:=>|:=|[:=])[ \t]{0,16}([^\s;,]{1,200})")
 #: The rest of a line (an unquoted Cookie header's every pair).
 LINE_REST: Final = re.compile(r"[^\r\n]{1,4096}")
 #: Authorization header value: optional scheme word, then the rest of the value.
