@@ -12,7 +12,6 @@ only separates the members of a family.
 from __future__ import annotations
 
 import ipaddress
-import re
 from collections.abc import Callable
 from typing import Final
 from urllib.parse import urlsplit
@@ -376,14 +375,15 @@ def _key_value_at(text: str, sep: int, is_secret_key: KeyPredicate, out: list[Sp
         if (key != "key" or first[:1].isupper() or first.lower() == "api") \
                 and is_secret_key(label := f"{first} {key}"):
             key, normal = label, normalise_key(label)
-    closer = back.group(0)
-    if "]" in closer and not text.startswith("=>", sep) and (
+    closer = back.group(0)  # what stands between the key and the separator
+    fat_arrow = text.startswith("=>", sep)
+    if "]" in closer and not fat_arrow and (
             ("'" not in closer and '"' not in closer) or _assigns_expression(text, sep)):
         # ``sessions[token] = s``, ``x: List[Token] = []``: an index, not a key; and
         # ``headers["Authorization"] = header``: code assigns an expression, not a literal.
         return
     # ``token => token.length`` is an arrow function; a hash's key is quoted or a symbol.
-    arrow = text.startswith("=>", sep) and not _quoted_or_symbol(text, sep, back)
+    arrow = fat_arrow and not _quoted_or_symbol(text, sep - back.end(), closer)
     if normal in ("authorization", "proxyauthorization") and not arrow:
         value = p.AUTH_VALUE.match(text, sep)
         if value is not None:
@@ -459,12 +459,10 @@ def _assigns_expression(text: str, sep: int) -> bool:
 _CODE_CHARS: Final = ".([{$`"
 
 
-def _quoted_or_symbol(text: str, sep: int, back: re.Match[str]) -> bool:
-    """Whether the key before ``=>`` is quoted (``"password"``) or a Ruby symbol."""
-    if "'" in back.group(0) or '"' in back.group(0) or "]" in back.group(0):
-        return True
-    key_start = sep - back.end()
-    return key_start > 0 and text[key_start - 1] == ":"
+def _quoted_or_symbol(text: str, key_start: int, closer: str) -> bool:
+    """Whether the key before ``=>`` is quoted (``"password"``, ``[password]``) or a symbol."""
+    return any(char in closer for char in "'\"]") or (
+        key_start > 0 and text[key_start - 1] == ":")
 
 
 #: Family name -> (kinds, finder) pairs; each family runs behind one gate check (see

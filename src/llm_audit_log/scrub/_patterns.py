@@ -208,9 +208,12 @@ KEY_REVERSED: Final = re.compile(
     r"[ \t]{0,16}(?:\][ \t]{0,3}|\*\*|`)?(?:[\"']\\?)?([\w.-]{1,64})", re.ASCII)
 #: The word before a label's last word, read backwards: ``API Key:``, ``Secret Key:``.
 LABEL_WORD_REVERSED: Final = re.compile(r"[ \t]([A-Za-z][A-Za-z0-9-]{0,30})", re.ASCII)
+#: A key/value separator in its spellings: ``=``, ``:``, Ruby's ``=>``, Go's ``:=``; not
+#: a comparison (``==``).
+_SEPARATOR: Final = r"(?:=>|:=|[:=](?![>=]))"
 #: Separator and value after a key name.
 KEY_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?P<sep>=>|:=|[:=](?![>=]))[ \t]{0,16}
+    r"""\\?["']?[ \t]{0,3}(?P<sep>""" + _SEPARATOR + r""")[ \t]{0,16}
     (?:(?:\*\*|__|`)[ \t]{0,4})?  # Markdown closing a label: **Password:** value
     (?:
         "(?P<dq>(?:[^"\\\r\n]|\\[^\r\n]){1,4096})"
@@ -241,14 +244,14 @@ GLUED_PASSWORD: Final = re.compile(
     r"""-p(?<![\w-]-p)("[^"\r\n]{1,4096}"|'[^'\r\n]{1,4096}'|[^\s"'`;|&\\]{1,4096})""",
     re.ASCII)
 #: A separator and an opening quote: a subscript assigned a string literal.
-QUOTE_AFTER_SEPARATOR: Final = re.compile(r"""(?:=>|:=|[:=])[ \t]{0,16}[@$bBrRfFuU]{0,2}\\?["'`]""")
+QUOTE_AFTER_SEPARATOR: Final = re.compile(_SEPARATOR + r"""[ \t]{0,16}[@$bBrRfFuU]{0,2}\\?["'`]""")
 #: The first word of an unquoted value after a separator.
-ASSIGNED_WORD: Final = re.compile(r"(?:=>|:=|[:=])[ \t]{0,16}([^\s;,]{1,200})")
+ASSIGNED_WORD: Final = re.compile(_SEPARATOR + r"[ \t]{0,16}([^\s;,]{1,200})")
 #: The rest of a line (an unquoted Cookie header's every pair).
 LINE_REST: Final = re.compile(r"[^\r\n]{1,4096}")
 #: Authorization header value: optional scheme word, then the rest of the value.
 AUTH_VALUE: Final = re.compile(
-    r"""\\?["']?[ \t]{0,3}(?:=>|[:=](?![>=]))[ \t]{0,16}(?P<q>[bBrRfFuU@$]{0,2}\\?["'])?
+    r"""\\?["']?[ \t]{0,3}""" + _SEPARATOR + r"""[ \t]{0,16}(?P<q>[bBrRfFuU@$]{0,2}\\?["'])?
         (?:(?P<scheme>[A-Za-z][\w-]{0,30})[ \t]{1,4})?
         (?P<value>[^\r\n"'\\]{1,4096})""",
     re.VERBOSE | re.ASCII,
